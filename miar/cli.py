@@ -1,0 +1,88 @@
+"""Command line: ``miar train``, ``miar features``, ``miar data check`` (and, later, sweep/collect/bench).
+
+User errors (bad config, bad data) print one line naming the file and the problem and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from miar.config import ConfigError
+from miar.data.batch import DataError
+
+
+def _train(args) -> int:
+    from miar import config as C
+    from miar.train import fit
+    cfg = C.load(args.experiment, overrides=args.set, seed=args.seed)
+    run_dir = Path(args.run_dir or Path("runs") / f"{cfg.name}-s{cfg.seed}")
+    metrics = fit(cfg, run_dir)
+    t = metrics["test"]
+    print(f"{cfg.name} seed {cfg.seed}: best epoch {metrics['best_epoch']} (by {metrics['criterion']}); "
+          f"test " + ", ".join(f"{k} {v:.4f}" for k, v in t.items()))
+    print(f"run record: {run_dir}")
+    return 0
+
+
+def _features(args) -> int:
+    from miar.data import data_root
+    from miar.data.encoders import compute_features, default_cache_dir
+    root = data_root(args.data)
+    cache = Path(args.cache) if args.cache else default_cache_dir(root)
+    for enc in args.encoder:
+        path = compute_features(enc, root, cache, progress=True)
+        print(f"{enc}: {path}")
+    return 0
+
+
+def _data_check(args) -> int:
+    from miar.data.validate import detect_and_load, summarize
+    splits = detect_and_load(Path(args.path))
+    print(f"{args.path}: OK")
+    print(summarize(splits))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="miar", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one run and write its run record")
+    t.add_argument("experiment", help="experiment name (miar/experiments/) or a config.yaml")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set model.d_model=32 (repeatable)")
+    t.add_argument("--run-dir", default=None, help="default: runs/<name>-s<seed>")
+    t.set_defaults(func=_train)
+
+    f = sub.add_parser("features", help="compute and cache offline text-encoder features for MOSI")
+    f.add_argument("--encoder", action="append", required=True,
+                   choices=["minilm", "mpnet", "static"], help="repeatable")
+    f.add_argument("--data", default=None, help="data root (default: $MIAR_DATA or ./data)")
+    f.add_argument("--cache", default=None, help="cache directory (default: see miar.data.encoders)")
+    f.set_defaults(func=_features)
+
+    d = sub.add_parser("data", help="data utilities")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("check", help="validate an MMSA/MulT pickle or the released MOSI directory")
+    c.add_argument("path")
+    c.set_defaults(func=_data_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""One strict configuration: nested frozen dataclasses hold every default.
+
+An experiment is a YAML delta in ``miar/experiments/`` (optionally ``base: <other experiment>``);
+``load(experiment, overrides=[...], seed=...)`` applies it and then dotted overrides
+(``"model.d_model=32"``). Unknown keys and wrong types raise :class:`ConfigError` with a one-line message.
+Choices MIAR's abstract leaves open are marked ``[inferred]``: the book lists them and ablations vary them.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
+
+
+class ConfigError(ValueError):
+    """An unknown experiment, unknown key or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    preset: Literal["mosi", "mosei"] = "mosi"  # sizes and dims like MOSI (1284/229/686) or MOSEI
+    n_train: int | None = None  # None = the preset's size
+    n_valid: int | None = None
+    n_test: int | None = None
+    aligned: bool = True  # aligned: every modality seq_len steps; else MMSA's unaligned lengths
+    seq_len: int = 50
+    noise: float = 0.5  # observation noise
+    strength: tuple[float, float, float] = (1.0, 0.6, 0.3)  # text, audio, vision: true contributions
+    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)  # per-modality distribution shift
+    dims: tuple[int, int, int] | None = None  # None = the preset's feature dims
+    seed: int = 0  # data seed, fixed across model seeds
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["synthetic", "mosi", "mmsa", "mult"] = "synthetic"
+    path: str | None = None  # mmsa/mult: the pickle; mosi: data root (None = $MIAR_DATA or ./data)
+    split: Literal["bc", "standard"] = "bc"  # mosi: bc-LSTM 1447/752 or standard 52/10/31 videos
+    modalities: tuple[str, ...] = ("text", "audio", "vision")
+    text_features: Literal["cnn", "minilm", "mpnet", "static"] = "cnn"  # mosi text features
+    text_granularity: Literal["utterance", "token"] = "utterance"  # token: per-token encoder states
+    context: int = 0  # mosi: neighbouring utterances on each side of the target
+    n_valid_videos: int = 10  # bc split: whole training videos held out for validation
+    valid_seed: int = 0  # which videos are held out (fixed across model seeds)
+    standardize: bool = True  # z-score with training statistics
+    batch_size: int = 32
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: Literal["miar", "text_only", "early_fusion", "late_fusion", "bclstm", "mult", "misa"] = "miar"
+    d_model: int = 64  # shared width after projection [inferred]
+    n_heads: int = 4
+    n_layers: int = 1  # contextual encoder layers per modality [inferred]
+    encoder: Literal["transformer", "lstm", "none"] = "transformer"  # contextual encoder [inferred]
+    norm: Literal["layernorm", "batchnorm", "none"] = "layernorm"  # after projection [inferred]
+    dropout: float = 0.1
+    interaction: bool = True  # False: tokens are pooled per-modality features (ablation)
+    token_scheme: Literal["h1", "h2", "h3"] = "h1"  # how the feature tokens are formed [inferred]
+    n_tokens: Literal[3, 4] = 4  # 4 = L, A, V + fused M (the abstract's four tokens)
+    gate: bool = False  # learned gate over the tokens (unequal contributions) [inferred]
+    head_hidden: int = 64
+    proj_dim: int = 32  # contrastive projection width [inferred]
+    max_len: int = 512  # longest sequence the positional table covers
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    task: Literal["l1", "mse"] = "l1"  # [inferred]
+    contrastive: Literal["infonce", "supcon", "none"] = "infonce"  # [inferred]
+    weight: float = 0.1  # lambda on the contrastive term [inferred]
+    temperature: float = 0.07  # initial value if learnable [inferred]
+    learnable_temperature: bool = False
+    pairs: Literal["modal", "all"] = "modal"  # modal: LA, LV, AV; all: also M with each
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 0
+    cosine: bool = True  # cosine decay after warm-up
+    grad_clip: float = 1.0  # max gradient norm (0 = off)
+    patience: int = 8  # early stopping on the selection criterion
+    criterion: str = "mae"  # validation metric for selection (a compute_all key)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16"] = "none"  # bf16 autocast (CUDA)
+    threads: int = 0  # torch CPU threads (0 = all cores)
+    progress: bool = True
+    save_model: bool = False  # also write model.pt (state dict) into the run record
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "default"
+    seed: int = 1111
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+def _check_value(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` coerced to annotation ``tp`` or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_value(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed or type(value) is not type(next(a for a in allowed if a == value)):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check_value(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(_check_value(v, a, key) for v, a in zip(value, args))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp in (bool, str):
+        if not isinstance(value, tp):
+            raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover
+
+
+def merge(cfg: Any, delta: dict, prefix: str = "") -> Any:
+    """Return a copy of dataclass ``cfg`` with the nested dict ``delta`` applied, strictly."""
+    if not isinstance(delta, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {delta!r}")
+    hints = typing.get_type_hints(type(cfg))
+    names = {f.name for f in fields(cfg)}
+    changes = {}
+    for key, value in delta.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{full}' (valid: {', '.join(sorted(names))})")
+        current = getattr(cfg, key)
+        if is_dataclass(current):
+            changes[key] = merge(current, value, f"{full}.")
+        else:
+            changes[key] = _check_value(value, hints[key], full)
+    return replace(cfg, **changes)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict (tuples as lists) for YAML/JSON."""
+    def conv(v):
+        if is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in fields(v)}
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        return v
+    return conv(cfg)
+
+
+def parse_override(text: str) -> dict:
+    """``"a.b=1"`` -> ``{"a": {"b": 1}}``; the value is parsed as YAML (numbers, bools, lists)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def experiment_path(experiment: str) -> Path:
+    """A name in ``miar/experiments/`` or a path to a YAML file."""
+    p = Path(experiment)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such config file")
+        return p
+    p = EXPERIMENTS_DIR / f"{experiment}.yaml"
+    if not p.is_file():
+        known = ", ".join(list_experiments())
+        raise ConfigError(f"unknown experiment '{experiment}' (known: {known})")
+    return p
+
+
+def list_experiments() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def _resolve(path: Path, seen: tuple[str, ...] = ()) -> Config:
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is not None:
+        if base in seen:
+            raise ConfigError(f"{path}: circular 'base: {base}'")
+        cfg = _resolve(experiment_path(base), seen + (base,))
+    else:
+        cfg = Config()
+    try:
+        return merge(cfg, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def load(experiment: str, overrides: list[str] | dict | None = None, seed: int | None = None) -> Config:
+    """Resolve an experiment (name or YAML path), then overrides, then the seed."""
+    path = experiment_path(experiment)
+    cfg = _resolve(path)
+    if "name" not in _read_yaml(path) and path.parent == EXPERIMENTS_DIR:
+        cfg = replace(cfg, name=path.stem)
+    if isinstance(overrides, dict):
+        cfg = merge(cfg, overrides)
+    else:
+        for o in overrides or []:
+            cfg = merge(cfg, parse_override(o))
+    if seed is not None:
+        cfg = replace(cfg, seed=_check_value(seed, int, "seed"))
+    return cfg
+
+
+def dump(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+__all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "SyntheticConfig",
+           "ConfigError", "load", "merge", "to_dict", "dump", "parse_override", "list_experiments"]

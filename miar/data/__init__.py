@@ -1,0 +1,58 @@
+"""Data sources, all in one batch format (:mod:`miar.data.batch`). ``build_splits`` reads the config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from miar.data.batch import MODALITIES, Batch, DataError, ModalDataset, iterate
+
+REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def data_root(path: str | None = None) -> Path:
+    """The data directory: an explicit path, else ``$MIAR_DATA``, else ``data/`` in the repository."""
+    return Path(path or os.environ.get("MIAR_DATA") or REPO_DATA)
+
+
+def standardize(splits: dict[str, ModalDataset]) -> dict[str, ModalDataset]:
+    """z-score every modality with the mean/std of the training split's real steps."""
+    train = splits["train"]
+    for m in train.modalities:
+        real = train.x[m][train.mask[m]]  # (N_real, d)
+        mu, sd = real.mean(0), real.std(0).clamp_min(1e-6)
+        for ds in splits.values():
+            ds.x[m] = (ds.x[m] - mu) / sd * ds.mask[m].unsqueeze(-1)
+    return splits
+
+
+def build_splits(cfg) -> dict[str, ModalDataset]:
+    """train/valid/test datasets for ``cfg.data`` restricted to ``cfg.data.modalities``."""
+    d = cfg.data
+    if d.source == "synthetic":
+        from miar.data.synthetic import make_synthetic
+        s = d.synthetic
+        splits = make_synthetic(s.preset, seed=s.seed, n_train=s.n_train, n_valid=s.n_valid,
+                                n_test=s.n_test, aligned=s.aligned, seq_len=s.seq_len, noise=s.noise,
+                                strength=s.strength, shift=s.shift, dims=s.dims)
+    elif d.source == "mosi":
+        from miar.data.mosi import load_mosi
+        return load_mosi(data_root(d.path), split=d.split, modalities=tuple(d.modalities),
+                         text_features=d.text_features, context=d.context,
+                         n_valid_videos=d.n_valid_videos, valid_seed=d.valid_seed,
+                         standardize=d.standardize, text_granularity=d.text_granularity)
+    elif d.source in ("mmsa", "mult"):
+        from miar.data.pickles import load_mmsa_pickle, load_mult_pickle
+        if not d.path:
+            raise DataError(f"data.source={d.source} needs data.path (the pickle file)")
+        splits = (load_mmsa_pickle if d.source == "mmsa" else load_mult_pickle)(d.path)
+    else:  # pragma: no cover - the config rejects other values
+        raise DataError(f"unknown data source {d.source!r}")
+    splits = {k: v.select(tuple(d.modalities)) for k, v in splits.items()}
+    return standardize(splits) if d.standardize else splits
+
+
+__all__ = ["MODALITIES", "Batch", "DataError", "ModalDataset", "build_splits", "data_root",
+           "iterate", "standardize"]

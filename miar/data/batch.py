@@ -1,0 +1,138 @@
+"""The one batch format shared by every data source.
+
+A dataset is held as ready tensors (no per-sample Python in the training loop):
+for each modality a padded ``(N, T_m, d_m)`` float tensor and a ``(N, T_m)`` bool mask
+(True = real step), labels ``(N,)`` and string ids. Context-window data also carries
+``target``: a ``(N, T)`` bool tensor marking the utterance whose label is predicted.
+Batches are index slices of the dataset, trimmed to the longest real sequence in the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+MODALITIES: tuple[str, ...] = ("text", "audio", "vision")  # fixed iteration order everywhere
+
+
+class DataError(ValueError):
+    """Bad or inconsistent input data; the message names the file and the problem."""
+
+
+@dataclass
+class Batch:
+    """A mini-batch: modality-keyed features and masks, labels, ids, optional target marker."""
+
+    x: dict[str, Tensor]  # modality -> (B, T_m, d_m)
+    mask: dict[str, Tensor]  # modality -> (B, T_m) bool, True = real step
+    y: Tensor  # (B,)
+    ids: list[str]
+    target: Tensor | None = None  # (B, T) bool, context windows only
+
+    def to(self, device: torch.device | str) -> "Batch":
+        nb = device != "cpu" and str(device) != "cpu"
+        return Batch(
+            x={m: v.to(device, non_blocking=nb) for m, v in self.x.items()},
+            mask={m: v.to(device, non_blocking=nb) for m, v in self.mask.items()},
+            y=self.y.to(device, non_blocking=nb),
+            ids=self.ids,
+            target=None if self.target is None else self.target.to(device, non_blocking=nb),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class ModalDataset:
+    """A whole split as padded tensors; see the module docstring for shapes."""
+
+    x: dict[str, Tensor]  # modality -> (N, T_m, d_m) float32
+    mask: dict[str, Tensor]  # modality -> (N, T_m) bool
+    y: Tensor  # (N,) float32
+    ids: list[str]
+    target: Tensor | None = None  # (N, T) bool
+    meta: dict = field(default_factory=dict)  # free-form provenance (source file, split name, ...)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if self.y.shape != (n,):
+            raise DataError(f"labels have shape {tuple(self.y.shape)}, expected ({n},)")
+        for m, v in self.x.items():
+            if v.ndim != 3 or v.shape[0] != n:
+                raise DataError(f"{m} features have shape {tuple(v.shape)}, expected ({n}, T, d)")
+            if self.mask[m].shape != v.shape[:2]:
+                raise DataError(f"{m} mask shape {tuple(self.mask[m].shape)} != {tuple(v.shape[:2])}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m in MODALITIES if m in self.x)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(self.x[m].shape[-1]) for m in self.modalities}
+
+    def subset(self, index: Tensor | np.ndarray | list[int]) -> "ModalDataset":
+        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return ModalDataset(
+            x={m: v[idx] for m, v in self.x.items()},
+            mask={m: v[idx] for m, v in self.mask.items()},
+            y=self.y[idx],
+            ids=[self.ids[i] for i in idx.tolist()],
+            target=None if self.target is None else self.target[idx],
+            meta=dict(self.meta),
+        )
+
+    def select(self, modalities: tuple[str, ...] | list[str]) -> "ModalDataset":
+        missing = [m for m in modalities if m not in self.x]
+        if missing:
+            raise DataError(f"modalities {missing} not in dataset (has {list(self.modalities)})")
+        return ModalDataset(
+            x={m: self.x[m] for m in modalities},
+            mask={m: self.mask[m] for m in modalities},
+            y=self.y, ids=self.ids, target=self.target, meta=dict(self.meta),
+        )
+
+    def batch(self, index: Tensor) -> Batch:
+        """Gather rows ``index`` and trim each modality to the longest real sequence in them."""
+        x, mask = {}, {}
+        for m, v in self.x.items():
+            mk = self.mask[m][index]  # (B, T)
+            t = int(mk.any(0).nonzero().max()) + 1 if mk.any() else 1
+            if self.target is not None:  # context windows keep one shared time axis
+                t = mk.shape[1]
+            x[m] = v[index, :t]  # (B, t, d)
+            mask[m] = mk[:, :t]
+        target = None if self.target is None else self.target[index]
+        return Batch(x=x, mask=mask, y=self.y[index], ids=[self.ids[i] for i in index.tolist()],
+                     target=target)
+
+
+def iterate(ds: ModalDataset, batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:
+    """Yield batches of ``ds``; with ``shuffle`` the order comes from ``generator`` (deterministic)."""
+    n = len(ds)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n > batch_size else n
+    for start in range(0, stop, batch_size):
+        yield ds.batch(order[start:start + batch_size])
+
+
+def pad_sequences(seqs: list[np.ndarray], dim: int, max_len: int | None = None) -> tuple[Tensor, Tensor]:
+    """Right-pad a list of ``(T_i, d)`` arrays into ``(N, T, d)`` features and a ``(N, T)`` mask."""
+    t = max_len if max_len is not None else max((len(s) for s in seqs), default=1)
+    t = max(t, 1)
+    out = np.zeros((len(seqs), t, dim), dtype=np.float32)
+    mask = np.zeros((len(seqs), t), dtype=bool)
+    for i, s in enumerate(seqs):
+        k = min(len(s), t)
+        out[i, :k] = s[:k]
+        mask[i, :k] = True
+    return torch.from_numpy(out), torch.from_numpy(mask)

@@ -1,0 +1,107 @@
+"""Run records: the files a run leaves behind, written atomically so a crash never leaves a
+half-written file that looks complete. ``metrics.json`` is written last and marks completion.
+
+Layout of a run directory::
+
+    config.yaml       the resolved config (``miar train run_dir/config.yaml`` reruns the run)
+    history.csv       one row per epoch: losses by name, validation metrics, seconds
+    predictions.csv   test ids, predictions, labels
+    env.json          git commit, package versions, device, threads, wall time
+    metrics.json      valid and test metric dicts, bootstrap CIs, best epoch, criterion
+    model.pt          (only with train.save_model) the selected weights, a state dict
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RECORD_FILES = ("config.yaml", "history.csv", "predictions.csv", "env.json", "metrics.json")
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def csv_text(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def is_complete(run_dir: Path) -> bool:
+    """True when every record file exists and ``metrics.json`` parses with a test section."""
+    run_dir = Path(run_dir)
+    if not all((run_dir / f).is_file() for f in RECORD_FILES):
+        return False
+    try:
+        return "test" in json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def git_commit() -> dict:
+    """The repository's commit and whether the working tree had changes (None outside git)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        head, dirty = None, None
+    return {"commit": head, "dirty": dirty}
+
+
+def environment(device: str, threads: int, wall_time_s: float) -> dict:
+    import numpy
+    import torch
+
+    from miar import __version__
+    dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
+    return {
+        **git_commit(),
+        "miar": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+        "numpy": numpy.__version__, "platform": platform.platform(),
+        "device": device, "device_name": dev_name or platform.machine(),
+        "cpu_count": os.cpu_count(), "torch_threads": threads, "wall_time_s": round(wall_time_s, 3),
+    }
+
+
+def write_record(run_dir: Path, *, config_yaml: str, history: list[dict], predictions: list[dict],
+                 env: dict, metrics: dict) -> None:
+    """Write every record file atomically; ``metrics.json`` last."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / "config.yaml", config_yaml)
+    atomic_write(run_dir / "history.csv", csv_text(history))
+    atomic_write(run_dir / "predictions.csv", csv_text(predictions))
+    atomic_write(run_dir / "env.json", json.dumps(env, indent=2) + "\n")
+    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,68 @@
+"""The strict config: defaults, YAML deltas, dotted overrides, one-line errors."""
+
+import pytest
+
+from miar import config as C
+
+
+def test_defaults_are_frozen():
+    cfg = C.Config()
+    with pytest.raises(Exception):
+        cfg.seed = 3  # type: ignore[misc]
+    assert cfg.model.token_scheme == "h1" and cfg.model.n_tokens == 4
+
+
+def test_load_smoke_and_overrides():
+    cfg = C.load("smoke", overrides=["model.d_model=16", "loss.weight=0.5", "data.modalities=[text, audio]"],
+                 seed=7)
+    assert cfg.name == "smoke" and cfg.seed == 7
+    assert cfg.model.d_model == 16 and cfg.loss.weight == 0.5
+    assert cfg.data.modalities == ("text", "audio")
+    assert cfg.data.synthetic.n_train == 256  # from the YAML delta
+
+
+def test_int_is_accepted_for_float_but_not_the_reverse():
+    assert C.load("smoke", overrides=["loss.weight=1"]).loss.weight == 1.0
+    with pytest.raises(C.ConfigError, match="model.d_model: expected an integer"):
+        C.load("smoke", overrides=["model.d_model=3.5"])
+
+
+@pytest.mark.parametrize("override,match", [
+    ("model.nope=1", "unknown config key 'model.nope'"),
+    ("model.token_scheme=h9", "model.token_scheme: 'h9' is not one of"),
+    ("model.n_tokens=5", "model.n_tokens: 5 is not one of"),
+    ("train.progress=yes please", "train.progress: expected bool"),
+    ("data.synthetic.strength=[1, 2]", "expected 3 values"),
+    ("nodots", "not of the form key=value"),
+])
+def test_bad_overrides_raise_one_line(override, match):
+    with pytest.raises(C.ConfigError, match=match) as e:
+        C.load("smoke", overrides=[override])
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_experiment_lists_known():
+    with pytest.raises(C.ConfigError, match="unknown experiment 'nope'.*smoke"):
+        C.load("nope")
+
+
+def test_yaml_file_with_unknown_key_names_the_file(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("train:\n  epochz: 3\n")
+    with pytest.raises(C.ConfigError, match=r"x.yaml: unknown config key 'train.epochz'"):
+        C.load(str(p))
+
+
+def test_base_inheritance_and_dump_roundtrip(tmp_path):
+    p = tmp_path / "child.yaml"
+    p.write_text("base: smoke\nname: child\nmodel:\n  gate: true\n")
+    cfg = C.load(str(p))
+    assert cfg.name == "child" and cfg.model.gate and cfg.model.d_model == 32
+    q = tmp_path / "resolved.yaml"
+    q.write_text(C.dump(cfg))
+    assert C.load(str(q)) == cfg  # a run record's config.yaml reruns that run
+
+
+def test_every_shipped_experiment_resolves():
+    for name in C.list_experiments():
+        assert C.load(name).name
