@@ -70,6 +70,10 @@ class ModelConfig:
     head_hidden: int = 64
     proj_dim: int = 32  # contrastive projection width [inferred]
     max_len: int = 512  # longest sequence the positional table covers
+    # baselines only (MISA's auxiliary losses, weights as in the MISA paper's MOSI setting)
+    misa_sim_weight: float = 1.0  # modality-invariant similarity (CMD)
+    misa_diff_weight: float = 0.3  # invariant/specific orthogonality
+    misa_recon_weight: float = 1.0  # reconstruction of each modality's pooled feature
 
 
 @dataclass(frozen=True)
