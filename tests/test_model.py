@@ -65,8 +65,10 @@ def test_shapes_and_gradients_reach_every_encoder(scheme, interaction, n_tokens,
         assert g is not None and g.abs().sum() > 0, f"no gradient reaches the {m} projection"
 
 
-def test_padding_does_not_change_predictions():
-    model = build().eval()
+@pytest.mark.parametrize("scheme,encoder", [("h1", "transformer"), ("h2", "transformer"),
+                                            ("h3", "transformer"), ("h1", "lstm")])
+def test_padding_does_not_change_predictions(scheme, encoder):
+    model = build(token_scheme=scheme, encoder=encoder).eval()
     b = make_batch()
     ref = model(b).pred
     b.x["audio"][0, 4:] = 1e3  # garbage in padded steps

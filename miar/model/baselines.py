@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from miar.config import Config, ConfigError
 from miar.data.batch import MODALITIES, Batch
 from miar.model.encoders import ContextEncoder, Projection
-from miar.model.layers import masked_mean, pool
+from miar.model.layers import masked_mean, packed_lstm, pool
 from miar.model.miar import ModelOutput
 
 
@@ -53,21 +52,6 @@ def shared_axis(batch: Batch, modalities: tuple[str, ...]) -> bool:
 def joint_mask(batch: Batch, modalities: tuple[str, ...]) -> Tensor:
     """Steps where any modality is real: (B, T) bool."""
     return torch.stack([batch.mask[m] for m in modalities], 0).any(0)
-
-
-def packed_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> Tensor:
-    """Run ``lstm`` over each row's real steps only (packed, wherever the padding is): -> (B, T, d).
-
-    Real steps are moved to the front in their order, packed, and scattered back; padded steps are 0.
-    """
-    b, t, _ = x.shape
-    order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices  # (B, T) real steps first
-    xs = torch.gather(x, 1, order.unsqueeze(-1).expand_as(x))  # (B, T, d_in)
-    lengths = mask.sum(1).clamp_min(1).cpu()  # (B,)
-    packed = pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)
-    out, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=t)  # (B, T, d)
-    out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)  # (B, T, d)
-    return out * mask.unsqueeze(-1).to(out.dtype)
 
 
 class Unimodal(nn.Module):

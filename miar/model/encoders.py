@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from miar.model.layers import Block, MaskedNorm, key_mask
+from miar.model.layers import Block, MaskedNorm, key_mask, packed_lstm
 
 
 class Projection(nn.Module):
@@ -54,5 +54,5 @@ class ContextEncoder(nn.Module):
                 x = blk(x, allow=allow)
             x = self.ln(x)
         elif self.kind == "lstm":
-            x, _ = self.lstm(x)  # (B, T, d); padded steps are masked out downstream
+            x = packed_lstm(self.lstm, x, mask)  # (B, T, d), real steps only
         return x * mask.unsqueeze(-1).to(x.dtype)

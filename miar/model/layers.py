@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -18,6 +19,21 @@ def pool(x: Tensor, mask: Tensor, target: Tensor | None) -> Tensor:
     if target is not None and target.shape == mask.shape:
         return (x * target.unsqueeze(-1).to(x.dtype)).sum(1)  # exactly one True per row
     return masked_mean(x, mask)
+
+
+def packed_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> Tensor:
+    """Run ``lstm`` over each row's real steps only (packed, wherever the padding is): -> (B, T, d).
+
+    Real steps are moved to the front in their order, packed, and scattered back; padded steps are 0.
+    """
+    b, t, _ = x.shape
+    order = torch.sort((~mask).to(torch.uint8), dim=1, stable=True).indices  # (B, T) real steps first
+    xs = torch.gather(x, 1, order.unsqueeze(-1).expand_as(x))  # (B, T, d_in)
+    lengths = mask.sum(1).clamp_min(1).cpu()  # (B,)
+    packed = pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=t)  # (B, T, d)
+    out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)  # (B, T, d)
+    return out * mask.unsqueeze(-1).to(out.dtype)
 
 
 class Attention(nn.Module):
