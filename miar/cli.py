@@ -1,4 +1,4 @@
-"""Command line: ``miar train``, ``miar features``, ``miar data check`` (and, later, sweep/collect/bench).
+"""Command line: ``miar train``, ``miar features``, ``miar data check``, ``miar sweep``, ``miar collect``.
 
 User errors (bad config, bad data) print one line naming the file and the problem and exit 2.
 """
@@ -28,9 +28,9 @@ def _train(args) -> int:
 
 def _features(args) -> int:
     from miar.data import data_root
-    from miar.data.encoders import compute_features, default_cache_dir
+    from miar.data.encoders import compute_features
     root = data_root(args.data)
-    cache = Path(args.cache) if args.cache else default_cache_dir(root)
+    cache = Path(args.cache) if args.cache else None  # None: the loader's own default
     for enc in args.encoder:
         path = compute_features(enc, root, cache, progress=True)
         print(f"{enc}: {path}")
@@ -42,6 +42,26 @@ def _data_check(args) -> int:
     splits = detect_and_load(Path(args.path))
     print(f"{args.path}: OK")
     print(summarize(splits))
+    return 0
+
+
+def _sweep(args) -> int:
+    from miar.sweep import run_sweep
+    return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run)
+
+
+def _collect(args) -> int:
+    from miar.collect import CollectError, collect, find_runs
+    try:
+        summary = collect(args.results)
+    except CollectError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for p in find_runs(Path(args.results))[1]:
+        print(f"warning: {p}: incomplete run record, left out", file=sys.stderr)
+    for name, e in summary["experiments"].items():
+        print(f"{name}: {e['n_seeds']} seed(s)")
+    print(f"wrote {Path(args.results) / 'tables'}/runs.csv, summary.csv and {Path(args.results)}/summary.json")
     return 0
 
 
@@ -69,6 +89,17 @@ def parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("check", help="validate an MMSA/MulT pickle or the released MOSI directory")
     c.add_argument("path")
     c.set_defaults(func=_data_check)
+
+    s = sub.add_parser("sweep", help="execute a sweep's notebook runs with papermill (skips complete runs)")
+    s.add_argument("name", help="sweep name (miar/experiments/sweeps/) or a sweep YAML")
+    s.add_argument("--results", default="results", help="results directory (default: results)")
+    s.add_argument("--workers", type=int, default=1, help="runs in parallel (threads split between them)")
+    s.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    s.set_defaults(func=_sweep)
+
+    k = sub.add_parser("collect", help="tables and summary.json from the run records")
+    k.add_argument("--results", default="results", help="results directory (default: results)")
+    k.set_defaults(func=_collect)
     return p
 
 
