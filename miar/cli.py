@@ -11,6 +11,7 @@ from pathlib import Path
 
 from miar.config import ConfigError
 from miar.data.batch import DataError
+from miar.records import RecordError
 
 
 def _train(args) -> int:
@@ -18,7 +19,7 @@ def _train(args) -> int:
     from miar.train import fit
     cfg = C.load(args.experiment, overrides=args.set, seed=args.seed)
     run_dir = Path(args.run_dir or Path("runs") / f"{cfg.name}-s{cfg.seed}")
-    metrics = fit(cfg, run_dir)
+    metrics = fit(cfg, run_dir, resume=args.resume)
     t = metrics["test"]
     print(f"{cfg.name} seed {cfg.seed}: best epoch {metrics['best_epoch']} (by {metrics['criterion']}); "
           f"test " + ", ".join(f"{k} {v:.4f}" for k, v in t.items()))
@@ -75,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set model.d_model=32 (repeatable)")
     t.add_argument("--run-dir", default=None, help="default: runs/<name>-s<seed>")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the run dir's per-epoch checkpoint (same final metrics)")
     t.set_defaults(func=_train)
 
     f = sub.add_parser("features", help="compute and cache offline text-encoder features for MOSI")
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, RecordError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,12 +18,34 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 RECORD_FILES = ("config.yaml", "history.csv", "predictions.csv", "env.json", "metrics.json")
+CHECKPOINT = "checkpoint.pt"  # per-epoch training state while a run is in progress
+MIN_FREE_BYTES = 64 * 2**20
+
+
+class RecordError(OSError):
+    """The run directory cannot take a record (read-only, full, ...)."""
+
+
+def check_writable(run_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
+    """Create ``run_dir`` and prove a file can be written there and enough space is free."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / ".write-test", b"ok")
+        (run_dir / ".write-test").unlink()
+    except OSError as e:
+        raise RecordError(f"{run_dir}: cannot write the run record here ({e.strerror or e})") from None
+    free = shutil.disk_usage(run_dir).free
+    if free < min_free:
+        raise RecordError(f"{run_dir}: only {free // 2**20} MiB free; a run needs at least "
+                          f"{min_free // 2**20} MiB")
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

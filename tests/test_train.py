@@ -71,3 +71,65 @@ def test_real_mosi_one_seed(tmp_path, mosi_root):
     assert m["n"] == {"train": 1221, "valid": 226, "test": 752}
     assert m["test"]["has0_acc2"] > 0.621, "MIAR should beat the majority class (0.621) on the bc test split"
     assert m["test"]["corr"] > 0.4
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_metrics(tmp_path, tiny_cfg, monkeypatch):
+    import miar.train as T
+    full = fit(tiny_cfg, tmp_path / "full")
+    real_epoch, calls = T.train_epoch, {"n": 0}
+
+    def dying_epoch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the process dies during epoch 3
+        return real_epoch(*a, **k)
+
+    monkeypatch.setattr(T, "train_epoch", dying_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_cfg, tmp_path / "cut")
+    assert (tmp_path / "cut" / "checkpoint.pt").is_file() and not is_complete(tmp_path / "cut")
+    monkeypatch.setattr(T, "train_epoch", real_epoch)
+    resumed = fit(tiny_cfg, tmp_path / "cut", resume=True)
+    assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+    assert not (tmp_path / "cut" / "checkpoint.pt").exists()
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, tiny_cfg):
+    from miar.train import _checkpoint  # noqa: F401 (the format under test)
+    fit(C.merge(tiny_cfg, {"train": {"epochs": 1}}), tmp_path / "r")
+    (tmp_path / "r" / "metrics.json").unlink()
+    import torch
+    torch.save({"config": "other: 1\n"}, tmp_path / "r" / "checkpoint.pt")
+    with pytest.raises(C.ConfigError, match="different config"):
+        fit(tiny_cfg, tmp_path / "r", resume=True)
+
+
+def test_read_only_run_dir_fails_before_training(tmp_path, tiny_cfg):
+    from miar.records import RecordError
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        import os
+        if os.access(ro, os.W_OK) and os.geteuid() == 0:
+            # root ignores permission bits; simulate a read-only directory with a path under a file
+            blocker = tmp_path / "file"
+            blocker.write_text("x")
+            target = blocker / "run"
+        else:
+            target = ro / "run"
+        with pytest.raises(RecordError, match="cannot write the run record"):
+            fit(tiny_cfg, target)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_full_disk_fails_before_training(tmp_path, tiny_cfg, monkeypatch):
+    import shutil as sh
+
+    from miar import records
+    from miar.records import RecordError
+    monkeypatch.setattr(records.shutil, "disk_usage", lambda p: sh._ntuple_diskusage(10, 10, 1024))
+    with pytest.raises(RecordError, match="MiB free"):
+        fit(tiny_cfg, tmp_path / "full")
+    assert not (tmp_path / "full" / "metrics.json").exists()

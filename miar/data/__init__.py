@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from miar.data.batch import MODALITIES, Batch, DataError, ModalDataset, iterate
+from miar.data.batch import (MODALITIES, Batch, DataError, ModalDataset, apply_zscore, iterate,
+                             zscore_stats)
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -18,13 +19,13 @@ def data_root(path: str | None = None) -> Path:
 
 
 def standardize(splits: dict[str, ModalDataset]) -> dict[str, ModalDataset]:
-    """z-score every modality with the mean/std of the training split's real steps."""
+    """z-score every modality with the training split's real steps (see ``zscore_stats``)."""
     train = splits["train"]
     for m in train.modalities:
-        real = train.x[m][train.mask[m]]  # (N_real, d)
-        mu, sd = real.mean(0), real.std(0).clamp_min(1e-6)
+        mu, sd = zscore_stats(train.x[m][train.mask[m]].numpy())  # over real training steps
         for ds in splits.values():
-            ds.x[m] = (ds.x[m] - mu) / sd * ds.mask[m].unsqueeze(-1)
+            z = torch.from_numpy(apply_zscore(ds.x[m].numpy(), mu, sd))  # (N, T, d)
+            ds.x[m] = z * ds.mask[m].unsqueeze(-1)
     return splits
 
 

@@ -125,6 +125,22 @@ def iterate(ds: ModalDataset, batch_size: int, shuffle: bool = False,
         yield ds.batch(order[start:start + batch_size])
 
 
+Z_CLIP = 10.0  # standardized values are clipped to +-Z_CLIP
+MIN_STD = 1e-3  # a dimension with less training spread than this is only centred, not scaled
+
+
+def zscore_stats(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale of ``(n, d)`` training values. Dimensions that are (nearly) constant in
+    training, e.g. visual units that never fire in the training videos, get scale 1: dividing by a
+    tiny std would turn their rare non-zero values in other splits into z-scores of 1e6."""
+    mu, sd = real.mean(0), real.std(0)
+    return mu, np.where(sd < MIN_STD, 1.0, sd)
+
+
+def apply_zscore(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    return np.clip((x - mu) / sd, -Z_CLIP, Z_CLIP).astype(np.float32)
+
+
 def pad_sequences(seqs: list[np.ndarray], dim: int, max_len: int | None = None) -> tuple[Tensor, Tensor]:
     """Right-pad a list of ``(T_i, d)`` arrays into ``(N, T, d)`` features and a ``(N, T)`` mask."""
     t = max_len if max_len is not None else max((len(s) for s in seqs), default=1)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from miar.data.batch import MODALITIES, DataError, ModalDataset
+from miar.data.batch import MODALITIES, DataError, ModalDataset, apply_zscore, zscore_stats
 
 BC_SIZES = (1447, 752)  # bc-LSTM train / test utterances (62 / 31 videos)
 STANDARD_SIZES = (1284, 229, 686)  # CMU-MultimodalSDK folds (52 / 10 / 31 videos)
@@ -236,9 +236,9 @@ def window(feat: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> torch.Tensor
 
 
 def zscore(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Z-score every part with the per-dimension mean/std of ``parts['train']`` (std floored at 1e-6)."""
-    mu, sd = parts["train"].mean(0), np.maximum(parts["train"].std(0), 1e-6)
-    return {k: ((v - mu) / sd).astype(np.float32) for k, v in parts.items()}
+    """Z-score every part with the per-dimension statistics of ``parts['train']`` (see zscore_stats)."""
+    mu, sd = zscore_stats(parts["train"])
+    return {k: apply_zscore(v, mu, sd) for k, v in parts.items()}
 
 
 def encoder_text(table: MosiTable, text_features: str, cache_dir, root, tokens: bool) -> dict[str, np.ndarray]:
@@ -265,8 +265,8 @@ def token_text(enc: dict, rows: dict[str, np.ndarray], standardize: bool) -> dic
         out[part] = (enc["tokens"][r, :t].astype(np.float32), np.arange(t)[None, :] < lengths[:, None])
     if standardize:
         real = out["train"][0][out["train"][1]]  # (n_tokens, d) real training tokens only
-        mu, sd = real.mean(0), np.maximum(real.std(0), 1e-6)
-        out = {k: ((x - mu) / sd, m) for k, (x, m) in out.items()}
+        mu, sd = zscore_stats(real)
+        out = {k: (apply_zscore(x, mu, sd), m) for k, (x, m) in out.items()}
     for x, m in out.values():
         x[~m] = 0.0
     return {k: (torch.from_numpy(x.astype(np.float32)), torch.from_numpy(m)) for k, (x, m) in out.items()}

@@ -1,0 +1,153 @@
+"""``miar collect``: tables and the summary from run records only (never from notebook outputs).
+
+Reads ``DIR/runs/<experiment>/<run>/`` (complete records; incomplete ones are listed and left out) and writes,
+atomically:
+
+- ``DIR/tables/runs.csv``: one row per run: experiment, run, seed, ``test_<metric>`` for every metric,
+  the selection criterion and its best validation value, best_epoch, epochs_run, wall_time_s, device;
+- ``DIR/tables/summary.csv``: one row per experiment: n_seeds and ``<metric>_mean/_std/_ci95_low/_ci95_high``
+  over its runs (``miar.metrics.summarize_seeds``: population std, Student-t 95% interval of the mean);
+- ``DIR/summary.json``: ``{"schema_version": 1, "experiments": {NAME: {"n_seeds", "metrics": {METRIC:
+  {"mean", "std", "ci95": [low, high]}}}}}`` (nan as null).
+
+Before writing, every executed notebook ``DIR/notebooks/<experiment>/<run>.ipynb`` that has a complete run record
+is cross-checked: its papermill parameters (``metadata.papermill.parameters``) must resolve, through
+``miar.config.load(experiment, overrides, seed)``, to exactly the record's ``config.yaml``, and its ``run_dir``
+must end in ``runs/<experiment>/<run>``. A mismatch raises :class:`CollectError` naming the notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from miar import config as C
+from miar.metrics import METRICS, summarize_seeds
+from miar.records import atomic_write, csv_text, is_complete
+
+SCHEMA_VERSION = 1
+
+
+class CollectError(ValueError):
+    """Results that do not agree with their notebooks, or no results at all."""
+
+
+def find_runs(results: Path) -> tuple[list[Path], list[Path]]:
+    """(complete, incomplete) run directories under ``results/runs/<experiment>/<run>/``, sorted."""
+    dirs = sorted(p for p in (Path(results) / "runs").glob("*/*") if p.is_dir())
+    return [p for p in dirs if is_complete(p)], [p for p in dirs if not is_complete(p)]
+
+
+def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    for k in list(dict.fromkeys([*a, *b])):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            d = _first_difference(va, vb, f"{prefix}{k}.")
+            if d:
+                return d
+        elif va != vb:
+            return f"{prefix}{k}: notebook {va!r} vs record {vb!r}"
+    return ""
+
+
+def cross_check(notebook: Path, run_dir: Path) -> None:
+    """Raise CollectError unless ``notebook``'s parameters resolve to ``run_dir``'s config.yaml."""
+    try:
+        meta = json.loads(Path(notebook).read_text()).get("metadata", {})
+    except (OSError, ValueError) as e:
+        raise CollectError(f"{notebook}: cannot read the notebook ({e})") from None
+    params = meta.get("papermill", {}).get("parameters")
+    if not isinstance(params, dict) or "experiment" not in params:
+        raise CollectError(f"{notebook}: no papermill parameters in its metadata")
+    tail = Path(str(params.get("run_dir", ""))).parts[-2:]
+    if tuple(tail) != (run_dir.parent.name, run_dir.name):
+        raise CollectError(f"{notebook}: its run_dir {params.get('run_dir')!r} is not "
+                           f"runs/{run_dir.parent.name}/{run_dir.name}")
+    try:
+        cfg = C.load(params["experiment"], overrides=params.get("overrides") or [], seed=params.get("seed"))
+    except C.ConfigError as e:
+        raise CollectError(f"{notebook}: its parameters no longer resolve ({e})") from None
+    record = (run_dir / "config.yaml").read_text()
+    if C.dump(cfg) != record:
+        diff = _first_difference(C.to_dict(cfg), yaml.safe_load(record) or {}) or "text differs"
+        raise CollectError(f"{notebook}: its parameters resolve to a config that differs from "
+                           f"{run_dir / 'config.yaml'} ({diff})")
+
+
+def run_row(run_dir: Path) -> dict:
+    """One runs.csv row from a complete run record."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    env = json.loads((run_dir / "env.json").read_text())
+    crit = metrics.get("criterion", "")
+    row = {"experiment": run_dir.parent.name, "run": run_dir.name, "seed": cfg.get("seed")}
+    row.update({f"test_{m}": metrics["test"].get(m) for m in METRICS})
+    row.update({"criterion": crit, "valid_criterion": metrics.get("valid", {}).get(crit.removeprefix("valid_")),
+                "best_epoch": metrics.get("best_epoch"), "epochs_run": metrics.get("epochs_run"),
+                "wall_time_s": env.get("wall_time_s"), "device": env.get("device_name") or env.get("device")})
+    return row
+
+
+def _finite(values: list) -> list[float]:
+    return [float(v) for v in values if v is not None and not math.isnan(float(v))]
+
+
+def summarize(rows: list[dict]) -> dict:
+    """summary.json's dict from runs.csv rows."""
+    experiments: dict = {}
+    for name in sorted({r["experiment"] for r in rows}):
+        mine = [r for r in rows if r["experiment"] == name]
+        out = {}
+        for m in METRICS:
+            vals = _finite([r[f"test_{m}"] for r in mine])
+            s = summarize_seeds(vals) if vals else {"mean": None, "std": None, "ci95": [None, None]}
+            out[m] = {"mean": s["mean"], "std": s["std"], "ci95": list(s["ci95"])}
+        experiments[name] = {"n_seeds": len(mine), "metrics": out}
+    return {"schema_version": SCHEMA_VERSION, "experiments": experiments}
+
+
+def summary_rows(summary: dict) -> list[dict]:
+    rows = []
+    for name, e in summary["experiments"].items():
+        row = {"experiment": name, "n_seeds": e["n_seeds"]}
+        for m, s in e["metrics"].items():
+            row.update({f"{m}_mean": s["mean"], f"{m}_std": s["std"],
+                        f"{m}_ci95_low": s["ci95"][0], f"{m}_ci95_high": s["ci95"][1]})
+        rows.append(row)
+    return rows
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def collect(results: str | Path = "results") -> dict:
+    """Cross-check, then write the tables and summary.json; returns the summary dict."""
+    results = Path(results)
+    complete, _ = find_runs(results)
+    if not complete:
+        raise CollectError(f"{results / 'runs'}: no complete run records")
+    for run_dir in complete:
+        nb = results / "notebooks" / run_dir.parent.name / f"{run_dir.name}.ipynb"
+        if nb.is_file():
+            cross_check(nb, run_dir)
+    rows = [run_row(d) for d in complete]
+    rows.sort(key=lambda r: (r["experiment"], r["seed"] if r["seed"] is not None else 0, r["run"]))
+    summary = _nan_to_none(summarize(rows))
+    (results / "tables").mkdir(parents=True, exist_ok=True)
+    atomic_write(results / "tables" / "runs.csv", csv_text(rows))
+    atomic_write(results / "tables" / "summary.csv", csv_text(summary_rows(summary)))
+    atomic_write(results / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+__all__ = ["CollectError", "collect", "cross_check", "find_runs", "run_row", "summarize", "SCHEMA_VERSION"]

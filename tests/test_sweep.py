@@ -1,0 +1,166 @@
+"""``miar sweep`` and ``miar collect``: layout, skipping, failures, the cross-check and the summary schema.
+
+The fast tests run a tiny sweep (1 epoch, 64 training samples; one entry fails on purpose) through the CLI;
+the slow one runs the shipped ``smoke`` sweep.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from miar import cli
+from miar.config import ConfigError
+from miar.metrics import METRICS
+from miar.sweep import check_parameters, load_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["train.epochs=1", "data.synthetic.n_train=64", "data.synthetic.n_valid=32", "data.synthetic.n_test=32",
+        "train.progress=false"]
+
+
+def _write_sweep(path: Path, bad: bool = True) -> Path:
+    runs = [{"experiment": "smoke", "overrides": TINY},
+            {"experiment": "smoke", "variant": "nocon", "overrides": TINY + ["loss.weight=0"], "seeds": [1]}]
+    if bad:  # resolves (criterion is a free string) but fit rejects it at run time
+        runs.append({"experiment": "smoke", "variant": "bad", "overrides": TINY + ["train.criterion=nope"],
+                     "seeds": [1]})
+    path.write_text(json.dumps({"notebook": "train.ipynb", "seeds": [1, 2], "runs": runs}))  # JSON is YAML
+    return path
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A tiny sweep with one failing run, executed once for the module; returns (tmp, results, rc, stderr)."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    sweep = _write_sweep(tmp / "tiny.yaml")
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        mp.chdir(tmp)  # results/ relative to the working directory, as in the notebooks' run_dir
+        rc = cli.main(["sweep", str(sweep), "--results", "results", "--workers", "2"])
+    return tmp, tmp / "results", rc, err.getvalue()
+
+
+def test_sweep_layout_and_failure(swept):
+    tmp, results, rc, err = swept
+    assert rc == 1
+    assert "smoke+bad/s1" in err and "results/notebooks/smoke+bad/s1.ipynb" in err
+    assert (results / "notebooks" / "smoke+bad" / "s1.ipynb").is_file()  # the failed run keeps its notebook
+    assert (results / "notebooks" / "smoke+bad" / "s1.log").is_file()
+    for key in ("smoke/s1", "smoke/s2", "smoke+nocon/s1"):
+        run = results / "runs" / key
+        assert (run / "metrics.json").is_file(), key
+        assert (results / "notebooks" / f"{key}.ipynb").is_file()
+        assert not (results / "notebooks" / f"{key}.log").exists()
+    assert "name: smoke+nocon" in (results / "runs" / "smoke+nocon" / "s1" / "config.yaml").read_text()
+    nb = json.loads((results / "notebooks" / "smoke" / "s2.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == {
+        "experiment": "smoke", "seed": 2, "overrides": TINY, "run_dir": "results/runs/smoke/s2"}
+
+
+def test_rerun_skips_complete_runs(swept, capsys, monkeypatch):
+    tmp, results, _, _ = swept
+    monkeypatch.chdir(tmp)
+    sweep = _write_sweep(tmp / "tiny_ok.yaml", bad=False)
+    stamp = (results / "runs" / "smoke" / "s1" / "metrics.json").stat().st_mtime_ns
+    assert cli.main(["sweep", str(sweep), "--results", "results"]) == 0
+    assert "3 complete, 0 to run" in capsys.readouterr().out
+    assert (results / "runs" / "smoke" / "s1" / "metrics.json").stat().st_mtime_ns == stamp
+    # a changed config is planned for a rerun, a failed (incomplete) run for a redo
+    data = json.loads(sweep.read_text())
+    data["runs"][0]["overrides"] = TINY + ["model.dropout=0.2"]
+    sweep.write_text(json.dumps(data))
+    assert cli.main(["sweep", str(sweep), "--results", "results", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "changed    smoke/s1" in out and "done       smoke+nocon/s1" in out
+    assert cli.main(["sweep", str(tmp / "tiny.yaml"), "--results", "results", "--dry-run"]) == 0
+    assert "incomplete smoke+bad/s1" in capsys.readouterr().out
+
+
+def test_collect_tables_and_summary(swept, capsys, monkeypatch):
+    tmp, results, _, _ = swept
+    monkeypatch.chdir(tmp)
+    assert cli.main(["collect", "--results", "results"]) == 0
+    assert "incomplete run record" in capsys.readouterr().err  # the failed run is left out
+    rows = list(csv.DictReader((results / "tables" / "runs.csv").open()))
+    assert [(r["experiment"], r["run"], r["seed"]) for r in rows] == [
+        ("smoke", "s1", "1"), ("smoke", "s2", "2"), ("smoke+nocon", "s1", "1")]
+    for col in [f"test_{m}" for m in METRICS] + ["criterion", "valid_criterion", "best_epoch", "wall_time_s"]:
+        assert rows[0][col] != "", col
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["schema_version"] == 1
+    assert set(summary["experiments"]) == {"smoke", "smoke+nocon"}
+    smoke = summary["experiments"]["smoke"]
+    assert smoke["n_seeds"] == 2 and set(smoke["metrics"]) == set(METRICS)
+    for s in smoke["metrics"].values():
+        assert set(s) == {"mean", "std", "ci95"} and len(s["ci95"]) == 2
+    maes = [float(r["test_mae"]) for r in rows[:2]]
+    assert smoke["metrics"]["mae"]["mean"] == pytest.approx(sum(maes) / 2)
+    table = list(csv.DictReader((results / "tables" / "summary.csv").open()))
+    assert [r["experiment"] for r in table] == ["smoke", "smoke+nocon"]
+    assert {"n_seeds", "mae_mean", "mae_std", "mae_ci95_low", "mae_ci95_high"} <= set(table[0])
+
+
+def test_collect_catches_a_tampered_config(swept, capsys, tmp_path, monkeypatch):
+    _, results, _, _ = swept
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    cfg = copy / "runs" / "smoke" / "s2" / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("epochs: 1\n", "epochs: 3\n"))
+    assert cli.main(["collect", "--results", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "notebooks/smoke/s2.ipynb" in err and "train.epochs" in err
+
+
+def test_sweep_config_errors_are_user_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs:\n  - experiment: smoke\n    overrides: [train.nope=1]\n")
+    assert cli.main(["sweep", str(bad), "--results", str(tmp_path / "r")]) == 2
+    assert "train.nope" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing ran
+    for text, msg in [("runs: []\n", "non-empty"), ("runz: []\n", "unknown key"),
+                      ("runs:\n  - {experiment: smoke, varient: x}\n", "unknown key"),
+                      ("runs:\n  - {experiment: smoke, variant: 'a b'}\n", "variant"),
+                      ("runs:\n  - {experiment: smoke}\n  - {experiment: smoke}\n", "twice"),
+                      ("seeds: [1.5]\nruns:\n  - {experiment: smoke}\n", "seeds")]:
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=msg):
+            load_sweep(str(bad))
+    assert cli.main(["sweep", "no_such_sweep"]) == 2
+
+
+def test_shipped_sweeps_resolve():
+    nb, runs = load_sweep("smoke")
+    assert nb.name == "train.ipynb" and len(runs) >= 4
+    assert {r.display for r in runs} == {"smoke", "smoke+no_contrastive"}
+    _, study = load_sweep("study")
+    assert [r.key for r in study] == [f"mosi/s{s}" for s in range(1111, 1116)]
+
+
+def test_check_parameters():
+    before = {"a": 1}
+    ns = dict(before, experiment="x", seed=3, _i5="ignored")
+    assert check_parameters(before, ns, {"experiment": str, "seed": int}) == {"experiment": "x", "seed": 3}
+    with pytest.raises(ConfigError, match="bogus"):
+        check_parameters(before, dict(ns, bogus=1), {"experiment": str, "seed": int})
+    with pytest.raises(ConfigError, match="'a'"):  # a rebound name counts as injected
+        check_parameters(before, dict(ns, a=2), {"experiment": str, "seed": int})
+    with pytest.raises(ConfigError, match="seed"):
+        check_parameters(before, dict(ns, seed=True), {"experiment": str, "seed": int})
+
+
+@pytest.mark.slow
+def test_shipped_smoke_sweep_and_collect(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "smoke", "--workers", "2"]) == 0
+    assert cli.main(["collect"]) == 0
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert {k: v["n_seeds"] for k, v in summary["experiments"].items()} == {"smoke": 2, "smoke+no_contrastive": 2}
