@@ -48,7 +48,8 @@ def _data_check(args) -> int:
 
 def _sweep(args) -> int:
     from miar.sweep import run_sweep
-    return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run)
+    return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run,
+                     redo_changed=args.redo_changed)
 
 
 def _collect(args) -> int:
@@ -98,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results", help="results directory (default: results)")
     s.add_argument("--workers", type=int, default=1, help="runs in parallel (threads split between them)")
     s.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
+    s.add_argument("--redo-changed", action="store_true",
+                   help="redo complete runs whose config differs (never done by default)")
     s.set_defaults(func=_sweep)
 
     k = sub.add_parser("collect", help="tables and summary.json from the run records")

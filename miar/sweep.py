@@ -30,12 +30,14 @@ parameters, so each notebook snapshots its globals before the parameters cell an
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -233,26 +235,75 @@ def _job(run: Run, notebook: Path, results: Path, env: dict) -> dict:
                            "overrides": list(run.overrides), "run_dir": str(run_dir)}}
 
 
-def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_run: bool = False,
-              progress: bool = True) -> int:
-    """Execute the sweep's pending runs; 0 when every run is complete, 1 when some failed."""
-    from tqdm.auto import tqdm
+class SweepLocked(C.ConfigError):
+    """Another sweep holds the results directory."""
 
+
+@contextmanager
+def results_lock(results: Path):
+    """An exclusive ``flock`` on ``results/.sweep.lock`` for the whole sweep; the kernel drops it
+    when the process dies, even by SIGKILL, so a stale lock never blocks the next sweep."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / ".sweep.lock"
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise SweepLocked(f"{results}: another sweep is running on this results directory ({holder}); "
+                          f"wait for it or use another --results") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_run: bool = False,
+              progress: bool = True, redo_changed: bool = False) -> int:
+    """Execute the sweep's pending runs; 0 when every run is complete, 1 when some failed.
+
+    Complete records are never modified: one whose config differs from the sweep's is an error
+    unless ``redo_changed``. Incomplete run directories (a crash, a kill) are cleared and redone.
+    """
     if workers < 1:
         raise C.ConfigError(f"--workers must be >= 1, got {workers}")
     results = Path(results)
     notebook, runs = load_sweep(name)
+    if dry_run:
+        return _run_sweep(name, results, notebook, runs, workers, True, progress, redo_changed)
+    with results_lock(results):
+        return _run_sweep(name, results, notebook, runs, workers, False, progress, redo_changed)
+
+
+def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_changed) -> int:
+    from tqdm import tqdm
+
     states = {r.key: status(r, results) for r in runs}
     todo = [r for r in runs if states[r.key] != "done"]
+    if not dry_run:  # a log is kept for failures only; a kill can strand one beside a complete run
+        for r in runs:
+            if states[r.key] == "done":
+                r.notebook_path(results).with_suffix(".log").unlink(missing_ok=True)
     print(f"sweep {name}: {len(runs)} runs, {len(runs) - len(todo)} complete, {len(todo)} to run "
           f"({notebook.name} -> {results})")
     if dry_run:
         for r in runs:
             print(f"  {states[r.key]:<10} {r.key}  {' '.join(r.overrides)}")
         return 0
-    for r in todo:
-        if states[r.key] == "changed":
-            print(f"  {r.key}: complete for another config; it will be redone")
+    changed = [r.key for r in todo if states[r.key] == "changed"]
+    if changed and not redo_changed:
+        raise C.ConfigError(f"{results}: {len(changed)} complete run(s) were made with another config "
+                            f"(e.g. {changed[0]}); completed records are never overwritten: move them "
+                            f"away or pass --redo-changed")
+    for key in changed:
+        print(f"  {key}: complete for another config; it will be redone (--redo-changed)")
     workers = min(workers, max(1, len(todo)))
     env = _kernel_env(workers)
     jobs = []
@@ -284,4 +335,5 @@ def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_
     return 0
 
 
-__all__ = ["Run", "check_parameters", "load_sweep", "run_sweep", "status", "sweep_path"]
+__all__ = ["Run", "SweepLocked", "check_parameters", "load_sweep", "results_lock", "run_sweep", "status",
+           "sweep_path"]
