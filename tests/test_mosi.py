@@ -196,6 +196,9 @@ def test_encoder_text_features_and_tokens(tiny):
      r"text_train.csv: columns 1..100 differ"),
     (lambda d: edit_csv(d / "audio_test0.csv", lambda r: [r[0][:-1] + [str(1 - int(r[0][-1]))]] + r[1:]),
      r"audio_test0.csv: binary label"),
+    (lambda d: (d / "transcripts.csv").write_bytes((d / "transcripts.csv").read_bytes() + b"\xff\xfe bad\n"),
+     r"transcripts.csv: not UTF-8 text"),
+    (lambda d: (d / "audio_test0.csv").write_text(""), r"audio_test0.csv: has 0 rows"),
 ])
 def test_bad_files_raise_data_error(tiny, breakage, message):
     breakage(tiny[0] / "CMU-MOSI")

@@ -73,8 +73,13 @@ def read_rows(path: Path) -> list[list[str]]:
     """Read a header-less CSV into a list of string rows; a missing file is a DataError."""
     if not path.is_file():
         raise DataError(f"{path.name}: missing file (looked in {path.parent})")
-    with open(path, newline="", encoding="utf-8") as f:
-        return [row for row in csv.reader(f) if row]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [row for row in csv.reader(f) if row]
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path.name}: not UTF-8 text (undecodable byte at offset {e.start})") from None
+    except csv.Error as e:
+        raise DataError(f"{path.name}: malformed CSV ({e})") from None
 
 
 def read_matrix(path: Path, width: int) -> np.ndarray:
