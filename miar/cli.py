@@ -52,6 +52,11 @@ def _sweep(args) -> int:
                      redo_changed=args.redo_changed)
 
 
+def _align(args) -> int:
+    from miar.align import run_alignment
+    return run_alignment(args.experiment, results=args.results, split=args.split, max_points=args.max_points)
+
+
 def _collect(args) -> int:
     from miar.collect import CollectError, collect, find_runs
     try:
@@ -87,6 +92,13 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data", default=None, help="data root (default: $MIAR_DATA or ./data)")
     f.add_argument("--cache", default=None, help="cache directory (default: see miar.data.encoders)")
     f.set_defaults(func=_features)
+
+    a = sub.add_parser("align", help="alignment analysis (t-SNE, modality gap) of runs that kept model.pt")
+    a.add_argument("experiment", nargs="*", help="experiments under DIR/runs (default: all with model.pt)")
+    a.add_argument("--results", default="results")
+    a.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    a.add_argument("--max-points", type=int, default=600)
+    a.set_defaults(func=_align)
 
     d = sub.add_parser("data", help="data utilities")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -8,7 +8,9 @@ atomically:
 - ``DIR/tables/summary.csv``: one row per experiment: n_seeds and ``<metric>_mean/_std/_ci95_low/_ci95_high``
   over its runs (``miar.metrics.summarize_seeds``: population std, Student-t 95% interval of the mean);
 - ``DIR/summary.json``: ``{"schema_version": 1, "experiments": {NAME: {"n_seeds", "metrics": {METRIC:
-  {"mean", "std", "ci95": [low, high]}}}}}`` (nan as null).
+  {"mean", "std", "ci95": [low, high]}}, "extra": {KEY: {..., "n"}}}}}`` (nan as null); ``metrics`` are
+  the test metrics, ``extra`` the validation metrics (``valid_*``), gate weights (``gate_*``) and
+  alignment numbers (``align_*``) where the runs have them.
 
 Before writing, every executed notebook ``DIR/notebooks/<experiment>/<run>.ipynb`` that has a complete run record
 is cross-checked: its papermill parameters (``metadata.papermill.parameters``) must resolve, through
@@ -88,7 +90,19 @@ def run_row(run_dir: Path) -> dict:
     row.update({"criterion": crit, "valid_criterion": metrics.get("valid", {}).get(crit.removeprefix("valid_")),
                 "best_epoch": metrics.get("best_epoch"), "epochs_run": metrics.get("epochs_run"),
                 "wall_time_s": env.get("wall_time_s"), "device": env.get("device_name") or env.get("device")})
+    row.update({f"valid_{m}": metrics.get("valid", {}).get(m) for m in METRICS})
+    row.update({f"gate_{k}": v for k, v in metrics.get("gate_mean_test", {}).items()})
+    align = run_dir / "alignment.json"
+    if align.is_file():
+        numbers = json.loads(align.read_text())
+        for kind in ("tokens", "features"):
+            for key in ("modality_gap", "silhouette_modality", "silhouette_polarity"):
+                v = numbers.get(kind, {}).get(key)
+                row[f"align_{kind}_{key}"] = v["mean"] if isinstance(v, dict) else v
     return row
+
+
+EXTRA_PREFIXES = ("valid_", "gate_", "align_")  # summarised per experiment under "extra"
 
 
 def _finite(values: list) -> list[float]:
@@ -105,7 +119,14 @@ def summarize(rows: list[dict]) -> dict:
             vals = _finite([r[f"test_{m}"] for r in mine])
             s = summarize_seeds(vals) if vals else {"mean": None, "std": None, "ci95": [None, None]}
             out[m] = {"mean": s["mean"], "std": s["std"], "ci95": list(s["ci95"])}
-        experiments[name] = {"n_seeds": len(mine), "metrics": out}
+        extra = {}
+        keys = dict.fromkeys(k for r in mine for k in r if k.startswith(EXTRA_PREFIXES) and k != "valid_criterion")
+        for k in keys:
+            vals = _finite([r.get(k) for r in mine])
+            if vals:
+                s = summarize_seeds(vals)
+                extra[k] = {"mean": s["mean"], "std": s["std"], "ci95": list(s["ci95"]), "n": len(vals)}
+        experiments[name] = {"n_seeds": len(mine), "metrics": out, "extra": extra}
     return {"schema_version": SCHEMA_VERSION, "experiments": experiments}
 
 

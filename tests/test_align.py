@@ -1,0 +1,28 @@
+"""``miar align`` then ``miar collect``: alignment numbers reach the tables from the run records."""
+
+import csv
+import json
+
+from miar import config as C
+from miar.align import run_alignment
+from miar.collect import collect
+from miar.train import fit
+
+
+def test_align_then_collect(tmp_path, tiny_cfg):
+    results = tmp_path / "results"
+    cfg = C.merge(tiny_cfg, {"model": {"gate": True}, "train": {"save_model": True, "epochs": 2}})
+    fit(cfg, results / "runs" / "smoke" / "s1111")
+    assert run_alignment(["smoke"], results, max_points=60) == 0
+    run = results / "runs" / "smoke" / "s1111"
+    numbers = json.loads((run / "alignment.json").read_text())
+    assert 0 <= numbers["tokens"]["modality_gap"] <= 2 ** 0.5 + 1e-6
+    assert (run / "alignment_tokens.png").is_file()
+    assert (results / "notebooks" / "smoke" / "alignment.ipynb").is_file()
+    summary = collect(results)
+    extra = summary["experiments"]["smoke"]["extra"]
+    assert extra["align_tokens_modality_gap"]["mean"] == numbers["tokens"]["modality_gap"]
+    assert {"gate_text", "gate_fused", "valid_mae"} <= set(extra)
+    row = next(csv.DictReader(open(results / "tables" / "runs.csv")))
+    assert float(row["align_tokens_modality_gap"]) == numbers["tokens"]["modality_gap"]
+    assert run_alignment(["smoke"], results) == 0  # already current: skipped
