@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MIAR_DATA ?= $(CURDIR)/data
 
-.PHONY: setup mpnet test test-all book lab clean-venv
+.PHONY: setup mpnet test test-all study book lab clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,24 @@ test: setup  ## the default test run (slow and GPU tests excluded)
 test-all: setup  ## every test, slow ones included
 	$(PY) -m pytest -q -m "not gpu"
 
-book: setup  ## run the default experiment (the full study pipeline lands with the book)
-	$(VENV)/bin/miar train mosi --seed 1111
+FEATURES := $(foreach e,minilm mpnet static,$(VENV)/.features-$(e))
+$(VENV)/.features-%: $(MPNET)  ## cache offline text-encoder features for MOSI (needs $$MIAR_DATA)
+	$(VENV)/bin/miar features --encoder $*
+	touch $@
+
+study: setup $(MPNET)  ## run the study's missing runs (complete runs are skipped), its alignment, tables
+	@test -f "$(MIAR_DATA)/CMU-MOSI/text_train0.csv" || { echo "real CMU-MOSI data not found at $(MIAR_DATA); set MIAR_DATA (see README)"; exit 2; }
+	@if $(VENV)/bin/miar sweep study --dry-run | grep -E "^  (new|incomplete|changed)" >/dev/null; then \
+	  $(MAKE) $(FEATURES) && $(VENV)/bin/miar sweep study --workers 2; fi
+	$(VENV)/bin/miar align
+	$(VENV)/bin/miar collect
+
+book: setup  ## the study (missing runs only), the tables, the README table, then the book (offline, -W)
+	@if [ -f "$(MIAR_DATA)/CMU-MOSI/text_train0.csv" ]; then $(MAKE) study; \
+	  else echo "no CMU-MOSI data at $(MIAR_DATA): building the book from the committed results only"; fi
+	$(PY) -c "from miar.report import update_readme; update_readme('README.md', 'results')"
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "book: $(CURDIR)/_build/html/index.html"
 
 lab: setup  ## JupyterLab with the project's kernel registered
 	$(PY) -m ipykernel install --user --name miar --display-name "Python (miar)"
