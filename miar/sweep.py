@@ -215,6 +215,18 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
     return job["key"], err, time.time() - t0
 
 
+def _die_with_parent() -> None:
+    """Pool-worker initializer: on Linux, ask the kernel to SIGKILL this worker when the sweep process
+    dies (even by SIGKILL), so no orphan goes on writing into a run directory a later sweep redoes.
+    The worker's Jupyter kernel then exits too (ipykernel polls its parent)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -317,7 +329,8 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
     if not jobs:
         return 0
     bar = tqdm(total=len(jobs), desc=f"sweep {name}", unit="run", disable=not progress or not jobs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_die_with_parent) as pool:
         futures = [pool.submit(_execute, j) for j in jobs]
         for fut in as_completed(futures):
             key, err, secs = fut.result()

@@ -85,3 +85,33 @@ def test_complete_record_of_another_config_is_never_overwritten(tmp_path):
     with pytest.raises(ConfigError, match="never overwritten.*--redo-changed"):
         run_sweep(str(write_sweep(tmp_path / "s.yaml", seeds=(1,))), results=results, progress=False)
     assert digest(run_dir) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killing_only_the_sweep_process_leaves_no_orphan_writer(tmp_path):
+    """SIGKILL to the sweep's main process alone: its workers and kernels must die with it."""
+    sweep = write_sweep(tmp_path / "s.yaml", seeds=(1, 2))
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results", str(results), "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((results / "notebooks").rglob("*.ipynb")):
+        time.sleep(0.2)  # a kernel is running a notebook
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(5)  # ipykernel notices a dead parent within a second or two
+    assert processes_in(tmp_path) == [], "workers or kernels outlived the sweep"
+
+
+def processes_in(directory: Path) -> list[str]:
+    """Command lines of live processes whose working directory is ``directory`` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if Path(os.readlink(proc / "cwd")) == directory:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
+        except OSError:
+            continue
+    return found
