@@ -1,0 +1,267 @@
+"""miar.report on a tiny fake results directory written here through the real pipeline (run records ->
+``miar collect``): the book's tables equal ``summarize_seeds`` of the per-seed inputs, verdicts follow the
+Welch rule, the README block is replaced idempotently and missing results read "not yet run".
+
+``write_fake_results`` is also used by ``test_book.py`` to build the book with every chapter populated.
+"""
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from miar import config as C
+from miar import report as R
+from miar.collect import collect
+from miar.metrics import METRICS, bootstrap_ci, compute_all, summarize_seeds
+from miar.records import write_record
+
+SEEDS = (1111, 1112, 1113)
+TWO = {R.MAIN: 0.5, "mosi_bc_text_only": 0.9}  # experiment -> prediction noise (MIAR clearly better)
+
+
+def _labels(n: int = 80) -> np.ndarray:
+    y = np.round(np.random.default_rng(0).uniform(-3, 3, n) * 3) / 3  # (n,), a few exact zeros
+    y[:3] = 0.0
+    return y
+
+
+def write_fake_results(root: Path, experiments: dict[str, float] = TWO, seeds=SEEDS, extras: bool = False) -> dict:
+    """Run records for each experiment and seed (predictions = labels + Gaussian noise of the given size),
+    then ``collect``; with ``extras`` also alignment.json, gate weights, a benchmark file and notebooks.
+    Returns {experiment: {metric: [per-seed test values]}}."""
+    root = Path(root)
+    y = _labels()
+    values: dict = {}
+    for i, (exp, noise) in enumerate(experiments.items()):
+        for seed in seeds:
+            rng = np.random.default_rng(seed * 100 + i)
+            pred = y + rng.normal(0.0, noise, y.size)  # (n,)
+            test = compute_all(pred, y)
+            metrics = {"valid": test, "test": test, "best_epoch": 3, "epochs_run": 5, "criterion": "valid_mae",
+                       "test_ci95": {k: list(v) for k, v in bootstrap_ci(pred, y, n_boot=20).items()},
+                       "n": {"train": 200, "valid": 40, "test": int(y.size)}}
+            if exp.endswith("+gate") or exp == R.SYNTH:
+                metrics["gate_mean_test"] = {"text": 0.5, "audio": 0.2, "vision": 0.1, "fused": 0.2}
+            cfg = replace(C.load("smoke", seed=seed), name=exp)
+            run = root / "runs" / exp / f"s{seed}"
+            write_record(run, config_yaml=C.dump(cfg), metrics=metrics,
+                         history=[{"epoch": e, "train_loss": 1.0 / e, "valid_mae": test["mae"] + 0.1 / e}
+                                  for e in range(1, 6)],
+                         predictions=[{"id": f"v_{j}", "pred": float(p), "label": float(t)}
+                                      for j, (p, t) in enumerate(zip(pred, y))],
+                         env={"commit": "abc123", "dirty": False, "python": "3.11", "torch": "2.13.0",
+                              "numpy": "2", "platform": "Linux", "device": "cpu", "device_name": "fake CPU",
+                              "cpu_count": 2, "torch_threads": 1, "wall_time_s": 60.0 + seed % 10})
+            for m in METRICS:
+                values.setdefault(exp, {}).setdefault(m, []).append(test[m])
+            if extras and exp in (R.MAIN, f"{R.MAIN}+no_contrastive", R.SYNTH, f"{R.SYNTH}+no_contrastive"):
+                gap = 0.9 if exp.endswith("+no_contrastive") else 0.3
+                block = lambda g: {"modality_gap": g + 0.01 * (seed % 10), "silhouette_modality": g / 2,  # noqa
+                                   "silhouette_polarity": {"text": 0.1, "mean": 0.1}}
+                (run / "alignment.json").write_text(json.dumps({"run_dir": str(run), "split": "test",
+                                                                "tokens": block(gap), "features": block(1.0)}))
+    collect(root)
+    if extras:
+        (root / "bench").mkdir(exist_ok=True)
+        (root / "bench" / "cpu.json").write_text(json.dumps(
+            {"device": "fake CPU", "results": [{"model": "miar", "ms_per_step": 12.5},
+                                               {"model": "mult", "ms_per_step": 20.0}]}))
+        for exp in experiments:
+            nb_dir = root / "notebooks" / exp
+            nb_dir.mkdir(parents=True, exist_ok=True)
+            nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("fake")])
+            nb.metadata["papermill"] = {"parameters": {  # as miar sweep leaves them: they resolve to the record
+                "experiment": "smoke", "seed": seeds[0], "overrides": [f"name={exp}"],
+                "run_dir": str(root / "runs" / exp / f"s{seeds[0]}")}}
+            nbformat.write(nb, nb_dir / f"s{seeds[0]}.ipynb")
+    return values
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    return root, write_fake_results(root)
+
+
+def test_summary_frame_equals_summarize_seeds(fake):
+    root, values = fake
+    frame = R.summary_frame(R.load_summary(root))
+    assert set(frame["experiment"]) == set(TWO)
+    for exp, per_metric in values.items():
+        for m, vals in per_metric.items():
+            row = frame[(frame["experiment"] == exp) & (frame["metric"] == m)].iloc[0]
+            s = summarize_seeds(vals)
+            assert row["mean"] == pytest.approx(s["mean"], abs=1e-12)
+            assert row["std"] == pytest.approx(s["std"], abs=1e-12)
+            assert [row["ci_low"], row["ci_high"]] == pytest.approx(s["ci95"], abs=1e-12)
+            assert row["n_seeds"] == len(SEEDS)
+
+
+def test_results_table_formats_mean_std_and_ci(fake):
+    root, values = fake
+    summary = R.load_summary(root)
+    table = R.results_table(summary, {R.MAIN: "MIAR", "mosi_bc_mult": "MulT"})
+    s = summarize_seeds(values[R.MAIN]["mae"])
+    assert table.loc[0, "MAE"] == f"{s['mean']:.3f} ± {s['std']:.3f}"
+    acc = summarize_seeds(values[R.MAIN]["non0_acc2"])
+    assert table.loc[0, "Non0 Acc-2 (%)"] == f"{100 * acc['mean']:.2f} ± {100 * acc['std']:.2f}"
+    assert table.loc[0, "Seeds"] == len(SEEDS)
+    assert table.loc[1, "MAE"] == "-" and table.loc[1, "Seeds"] == R.NOT_RUN
+    ci = R.results_table(summary, {R.MAIN: "MIAR"}, ci=True)
+    assert ci.loc[0, "MAE"] == f"[{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
+
+
+def test_seed_values_and_compare(fake):
+    root, values = fake
+    runs = R.load_runs(root)
+    a, b = values[R.MAIN]["mae"], values["mosi_bc_text_only"]["mae"]
+    assert sorted(R.seed_values(runs, R.MAIN, "mae")) == pytest.approx(sorted(a))
+    c = R.compare(runs, R.MAIN, "mosi_bc_text_only", "mae")
+    assert c.gain == pytest.approx(np.mean(b) - np.mean(a))  # lower MAE is a gain
+    assert c.lo < c.gain < c.hi and c.status == "better"
+    assert R.compare(runs, "mosi_bc_text_only", R.MAIN, "mae").status == "worse"
+    assert R.compare(runs, R.MAIN, "mosi_bc_mult") is None
+
+
+def test_welch_matches_hand_computation():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 8.0])
+    diff, lo, hi = R.welch(a, b)
+    va, vb = 1.0 / 3, (20.0 / 3) / 4  # sample variances over n
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    from scipy.stats import t
+    half = t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert diff == -3.0 and (lo, hi) == pytest.approx((-3 - half, -3 + half))
+    assert math.isnan(R.welch(a[:1], b)[1])
+
+
+def test_verdicts_and_title(fake):
+    root, _ = fake
+    rows = {r["claim"]: r for r in R.verdicts(root)}
+    assert rows["sota"]["verdict"] == R.NOT_RUN  # only one of six baselines has run
+    assert "better" in rows["sota"]["detail"]
+    assert rows["contrastive"]["verdict"] == R.NOT_RUN
+    assert rows["mosei"]["verdict"] == "not testable"
+    assert R.title_tag(list(rows.values())) is None
+    decided = [{**r, "verdict": "supported"} for r in rows.values()]
+    assert R.title_tag(decided) == "[Re]"
+    decided[0]["verdict"] = "not supported"
+    assert R.title_tag(decided) == "[¬Re]"
+
+
+def test_anchor_table_keeps_published_and_ours_apart(fake):
+    root, values = fake
+    table = R.anchor_table(R.load_summary(root), root)
+    assert {"Published (runs)", "Source", "Protocol", "Ours: mean ± std (n)", "Ours: 95% CI"} <= set(table.columns)
+    mmmu = table[(table["System (published)"].str.startswith("MMMU-BA")) & (table["Metric"] == "Has0 Acc-2 (%)")]
+    s = summarize_seeds(values[R.MAIN]["has0_acc2"])
+    assert mmmu.iloc[0]["Published (runs)"] == "82.31 (mean of 5)"
+    assert mmmu.iloc[0]["Ours: mean ± std (n)"] == f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} (n=3)"
+    majority = table[table["System (published)"].str.startswith("Majority class")].iloc[0]
+    share = np.mean(_labels() >= 0)
+    assert majority["Ours: mean ± std (n)"].startswith(f"{100 * share:.2f} ± 0.00")
+    bclstm = table[table["Ours: experiment"] == "`mosi_bc_bclstm`"].iloc[0]
+    assert bclstm["Ours − published"] == R.NOT_RUN
+    assert mmmu.iloc[0]["Ours − published"].startswith(f"{100 * s['mean'] - 82.31:+.2f} (")
+
+
+def test_readme_block_replacement_is_idempotent(fake, tmp_path):
+    root, values = fake
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nintro\n\n{R.START}\nold text\n{R.END}\n\n## after\n")
+    assert R.update_readme(readme, root) is True
+    text = readme.read_text()
+    assert "old text" not in text and text.startswith("# x\n\nintro\n\n") and text.endswith("\n\n## after\n")
+    s = summarize_seeds(values[R.MAIN]["mae"])
+    assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text
+    assert "82.31 (mean of 5)" in text  # the published anchors, in their own columns
+    assert R.update_readme(readme, root) is False
+    assert readme.read_text() == text
+
+
+def test_readme_and_tables_without_results(tmp_path):
+    empty = tmp_path / "results"
+    empty.mkdir()
+    assert "Not yet run" in R.readme_table(empty)
+    assert R.load_summary(empty) == {} and R.load_runs(empty).empty
+    assert set(R.results_table({}, R.MAIN_TABLE)["Seeds"]) == {R.NOT_RUN}
+    assert all(r["verdict"] in (R.NOT_RUN, "not testable") for r in R.verdicts(empty))
+    assert R.notebooks(empty) == [] and R.bench_files(empty) == [] and R.env_frame(empty).empty
+    assert R.alignment_frame(empty).empty and R.gate_table(empty, R.MAIN).empty
+    assert "Not yet run" in R.not_yet_run("The main table") and R.NOT_RUN in R.not_yet_run("x")
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="results:start"):
+        R.update_readme(readme, empty)
+
+
+def test_extras_alignment_gate_bench_notebooks_env(tmp_path):
+    exps = {R.MAIN: 0.5, f"{R.MAIN}+no_contrastive": 0.6, f"{R.MAIN}+gate": 0.5}
+    write_fake_results(tmp_path, exps, extras=True)
+    align = R.alignment_frame(tmp_path)
+    assert len(align) == 2 * 2 * len(SEEDS)  # two experiments x tokens/features x seeds
+    rows = {r["claim"]: r for r in R.verdicts(tmp_path)}
+    assert rows["alignment"]["verdict"] == R.NOT_RUN  # MOSI better, the synthetic pair not run yet
+    assert "better" in rows["alignment"]["detail"]
+    write_fake_results(tmp_path, {**exps, R.SYNTH: 0.5, f"{R.SYNTH}+no_contrastive": 0.5}, extras=True)
+    rows = {r["claim"]: r for r in R.verdicts(tmp_path)}
+    assert rows["alignment"]["verdict"] == "supported"  # the fake gap is 0.3 vs 0.9 in both
+    truth = R.gate_vs_truth(tmp_path, R.SYNTH)
+    strength = C.load("smoke").data.synthetic.strength
+    assert truth["Generated strength"].tolist() == [*strength, "-"]
+    assert truth["Mean gate weight (test)"].tolist() == [0.5, 0.2, 0.1, 0.2]
+    gate = R.gate_table(tmp_path, f"{R.MAIN}+gate")
+    assert list(gate["run"]) == ["s1111", "s1112", "s1113", "mean"] and gate["text"].iloc[-1] == 0.5
+    bench = R.bench_tables(R.bench_files(tmp_path)[0])
+    assert bench["results"]["ms_per_step"].tolist() == [12.5, 20.0]
+    assert bench["summary"].values.tolist() == [["device", "fake CPU"]]
+    links = R.notebook_links(tmp_path, tmp_path / "book")
+    assert links.count("{download}") == 5 and "../notebooks/" in links
+    assert "(incomplete)" not in links and links.count("\n") == 4  # one line per experiment
+    env = R.env_frame(tmp_path)
+    table = R.compute_table(env)
+    assert table.iloc[-1]["Runs"] == 15
+    assert table.iloc[-1]["Total wall time (min)"] == round(env["wall_time_s"].sum() / 60, 1)
+    assert R.staleness(tmp_path) == []
+    import shutil
+    shutil.rmtree(tmp_path / "runs" / R.MAIN / "s1111")
+    assert R.staleness(tmp_path) == [f"runs.csv lists `{R.MAIN}/s1111` but its run record is missing"]
+
+
+def test_every_inferred_config_key_is_in_the_specification_table():
+    keys = R.inferred_keys()
+    assert "model.token_scheme" in keys and "loss.weight" in keys
+    listed = {key for _, key, _ in R.SPEC}
+    assert set(keys) <= listed
+    _, cfg = R.main_config()
+    table = R.spec_table(cfg, {})
+    assert len(table) == len(R.SPEC)
+    row = table[table["Config key"].str.startswith("`model.token_scheme`")].iloc[0]
+    assert row["Our default"] == f"`{cfg.model.token_scheme}`" and "`h2`" in row["Alternatives"]
+    assert "planned" in row["Ablation"]
+
+
+def test_md_table_escapes_pipes_and_rounds_floats():
+    import pandas as pd
+    text = R.md_table(pd.DataFrame({"a": ["x|y"], "b": [1], "c": [0.123456], "d": [12345.6]}))
+    assert text.splitlines() == ["| a | b | c | d |", "|---|---|---|---|", "| x\\|y | 1 | 0.1235 | 12,346 |"]
+
+
+def test_bench_tables_split_nested_records(tmp_path):
+    report = {"machine": {"cores": 2, "load": [1.0, 2.0]}, "models": [{"model": "miar", "ms": 1.5}],
+              "mmsa": {"available": True, "shapes": [{"preset": "mosi", "speedup": 1.7}]}, "epoch_s": 12.0}
+    (tmp_path / "b.json").write_text(__import__("json").dumps(report))
+    tables = R.bench_tables(tmp_path / "b.json")
+    assert list(tables) == ["summary", "models", "mmsa.shapes"]
+    assert tables["summary"]["Field"].tolist() == ["machine.cores", "machine.load", "mmsa.available", "epoch_s"]
+    assert tables["mmsa.shapes"].iloc[0]["speedup"] == 1.7
+
+
+def test_fmt_handles_missing_values():
+    assert R.fmt(None, "mae") == "-" and R.fmt(float("nan"), "mae") == "-"
+    assert R.fmt(0.81234, "has0_acc2") == "81.23" and R.fmt(0.81234, "mae") == "0.812"
+    assert R.fmt_stats(None, "mae") == R.NOT_RUN
