@@ -17,7 +17,6 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 METRICS = ("has0_acc2", "has0_f1", "non0_acc2", "non0_f1", "acc5", "acc7", "mae", "corr")
 HIGHER_IS_BETTER = {name: name != "mae" for name in METRICS}
@@ -64,6 +63,8 @@ def compute_all(pred: Any, label: Any) -> dict[str, float]:
 
     The non-zero metrics are nan when every label is exactly 0.
     """
+    from sklearn.metrics import f1_score  # imported here: ~1.5 s that most importers of miar never need
+
     p, y = _check(pred, label)
     out: dict[str, float] = {}
     yt, pt = y >= 0, p >= 0
