@@ -1,0 +1,49 @@
+"""Build-time helpers for the book and the README: they read ``results/`` and never train.
+
+Every number the book shows comes from a function here reading the files ``miar collect`` and the run records
+leave behind (``summary.json``, ``tables/runs.csv``, ``runs/<experiment>/<run>/*``, ``bench/*.json``); the
+only numbers written in this package are the published anchors (``ANCHORS_BC``, ``ANCHORS_STD``, in
+:mod:`miar.report.anchors`), each with its source and protocol, and they never share a column with ours.
+Missing results are not an error: tables show "not yet run" and the book says so.
+
+Seeds: ours are mean +- population std (ddof 0, as MMSA reports) with the Student-t 95% interval of the mean
+(:func:`miar.metrics.summarize_seeds`). A comparison of two experiments is the difference of their seed means
+with a Welch 95% interval; it is "better" / "worse" only when that interval excludes 0 (:func:`compare`).
+
+``python -m miar.report readme [README.md] [results]`` rewrites the README's results block.
+As a Sphinx extension (``_config.yml``: ``extra_extensions: [miar.report]``) it makes every page depend on
+``results/``, so an incremental build re-executes all pages when any result changed (:func:`setup`).
+
+Submodules: ``study`` (experiment names, metric display), ``anchors`` (published numbers), ``io`` (reading
+``results/``), ``formatting`` (markdown), ``tables``, ``compare`` (Welch comparisons), ``verdicts`` (claims),
+``spec`` (the specification gap), ``figures``, ``provenance`` (compute, environment, benchmarks, notebooks),
+``readme`` and ``sphinx``. This namespace re-exports what the book pages, tests, Makefile and _config.yml use.
+"""
+
+from miar.report.anchors import ANCHORS_BC, ANCHORS_STD
+from miar.report.compare import compare, comparison_table, welch
+from miar.report.figures import curves_figure, forest_figure, page_setup, seed_figure
+from miar.report.formatting import fmt, fmt_stats, label, md_table, not_yet_run, show
+from miar.report.io import (alignment_frame, bench_files, env_frame, load_runs, load_summary, notebooks,
+                            results_dir, run_dirs, seed_values, staleness)
+from miar.report.provenance import bench_tables, compute_table, environment_table, notebook_links
+from miar.report.readme import END, START, readme_table, update_readme
+from miar.report.spec import SPEC, config_value, inferred_keys, main_config, spec_table, study_overrides
+from miar.report.sphinx import setup
+from miar.report.study import (ABLATIONS, ALIGN_RERUN, BASELINES, ENCODERS, HEADLINE, MAIN, MAIN_TABLE, NOT_RUN,
+                               RESULTS_ENV, STD_TABLE, SYNTH, SYNTH_VARIANTS)
+from miar.report.tables import (ablation_names, anchor_table, gate_table, gate_vs_truth, present, results_table,
+                                stats_of, status_table, summary_frame, variants)
+from miar.report.verdicts import title_tag, verdict_table, verdicts
+
+__all__ = [
+    "ABLATIONS", "ALIGN_RERUN", "ANCHORS_BC", "ANCHORS_STD", "BASELINES", "ENCODERS", "END", "HEADLINE", "MAIN",
+    "MAIN_TABLE", "NOT_RUN", "RESULTS_ENV", "SPEC", "START", "STD_TABLE", "SYNTH", "SYNTH_VARIANTS",
+    "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "compare",
+    "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
+    "fmt_stats", "forest_figure", "gate_table", "gate_vs_truth", "inferred_keys", "label", "load_runs",
+    "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
+    "present", "readme_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
+    "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
+    "update_readme", "variants", "verdict_table", "verdicts", "welch",
+]

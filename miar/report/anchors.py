@@ -1,0 +1,47 @@
+"""The published anchors: the only numbers written in this package, each with its source and protocol.
+They are set beside ours in separate columns (:func:`miar.report.tables.anchor_table`), never in one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from miar.report.study import MAIN
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One published number, in the publication's scale (percent for accuracies)."""
+
+    system: str
+    modalities: str
+    metric: str  # our metric key it corresponds to
+    value: float
+    runs: str
+    source: str
+    protocol: str
+    ours: str | None  # the experiment of ours to set beside it ("majority": computed from our test labels)
+
+
+_BC = "bc split, test-set selection"
+ANCHORS_BC = (  # REFERENCE.md section 4; binary label = score >= 0, i.e. our has0 convention
+    Anchor("Majority class", "-", "has0_acc2", 62.10, "-", "467 / 752 test labels >= 0", "bc split",
+           "majority"),
+    Anchor("bc-LSTM (Poria et al., ACL 2017)", "T", "has0_acc2", 78.12, "1", "paper, tables 3-4", _BC,
+           "mosi_bc_text_only"),
+    Anchor("bc-LSTM (Poria et al., ACL 2017)", "A", "has0_acc2", 60.31, "1", "paper, tables 3-4", _BC, None),
+    Anchor("bc-LSTM (Poria et al., ACL 2017)", "V", "has0_acc2", 55.80, "1", "paper, tables 3-4", _BC, None),
+    Anchor("bc-LSTM (Poria et al., ACL 2017)", "T+A+V", "has0_acc2", 80.30, "1", "paper", _BC, "mosi_bc_bclstm"),
+    Anchor("CATF-LSTM (Poria et al., ICDM 2017)", "T+A+V", "has0_macro_f1", 81.3, "1", "paper", _BC, MAIN),
+    Anchor("MMMU-BA (Ghosal et al., EMNLP 2018)", "T+A+V", "has0_acc2", 82.31, "mean of 5", "paper", _BC, MAIN),
+    Anchor("MMMU-BA (Ghosal et al., EMNLP 2018)", "T+A+V", "has0_macro_f1", 81.12, "mean of 5", "paper", _BC,
+           MAIN),
+    Anchor("Kumar & Vepa (ICASSP 2020)", "T+A+V", "has0_acc2", 83.91, "?", "secondary listing only", _BC, MAIN),
+)
+_STD = "standard split, aligned BERT features, seeds 1111-1115"
+ANCHORS_STD = tuple(  # MMSA framework's results table, standard MOSI split (REFERENCE.md section 4)
+    Anchor(system, "T+A+V", metric, value, "mean of 5", "MMSA results table", _STD, ours)
+    for system, ours, values in (
+        ("MISA (MMSA)", "mosi_std_misa", (81.84, 83.54, 41.37, 0.777, 0.778)),
+        ("Self-MM (MMSA)", None, (83.44, 85.46, 46.67, 0.708, 0.796)),
+        ("MulT (MMSA)", "mosi_std_mult", (79.71, 80.98, 36.91, 0.880, 0.702)))
+    for metric, value in zip(("has0_acc2", "non0_acc2", "acc7", "mae", "corr"), values))

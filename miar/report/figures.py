@@ -1,0 +1,93 @@
+"""Matplotlib figures for the book: per-seed values with their 95% interval, forest plots of comparisons and
+validation curves; :func:`page_setup` sets quiet plotting defaults for the book's kernels."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from miar.metrics import summarize_seeds
+from miar.report.compare import Comparison
+from miar.report.formatting import label
+from miar.report.io import results_dir, run_dirs, seed_values
+from miar.report.study import LOWER_IS_BETTER, METRIC_INFO, PRIMARY, SECONDARY
+
+
+def page_setup() -> Path:
+    """Quiet plotting defaults for the book's kernels; returns the results directory."""
+    import logging
+
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)  # e.g. "building the font cache" on stderr
+    import matplotlib.pyplot as plt  # the kernel's inline backend shows each cell's figures
+
+    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False})
+    return results_dir()
+
+
+def seed_figure(runs: pd.DataFrame, rows: dict[str, str], metrics=(PRIMARY, SECONDARY)):
+    """Per-seed test values (dots) with the mean and Student-t 95% interval (bar), one panel per metric."""
+    import matplotlib.pyplot as plt
+
+    rows = {k: v for k, v in rows.items() if seed_values(runs, k, metrics[0]).size}
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 0.45 * len(rows) + 1.5),
+                             constrained_layout=True, squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        scale = METRIC_INFO[m][1]
+        for i, name in enumerate(rows):
+            vals = seed_values(runs, name, m) * scale
+            if vals.size:
+                s = summarize_seeds(vals)
+                ax.errorbar(s["mean"], i, xerr=[[s["mean"] - s["ci95"][0]], [s["ci95"][1] - s["mean"]]],
+                            fmt="s", color="black", capsize=3, zorder=3)
+                ax.scatter(vals, np.full(vals.size, i) + 0.15, s=14, alpha=0.6, color="tab:blue")
+        ax.set_yticks(range(len(rows)), list(rows.values()))
+        ax.invert_yaxis()
+        ax.set_xlabel(label(m) + (" (lower is better)" if m in LOWER_IS_BETTER else ""))
+    return fig
+
+
+def forest_figure(comps: dict[str, Comparison | None], metric_label: str = ""):
+    """Gains over the reference with Welch 95% intervals, one row per comparison (None when none ran)."""
+    import matplotlib.pyplot as plt
+
+    comps = {k: c for k, c in comps.items() if c is not None and math.isfinite(c.lo)}
+    if not comps:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(comps) + 1.5), constrained_layout=True)
+    for i, c in enumerate(comps.values()):
+        scale = METRIC_INFO.get(c.metric, ("", 1, 3))[1]
+        ax.errorbar(c.gain * scale, i, xerr=[[(c.gain - c.lo) * scale], [(c.hi - c.gain) * scale]], fmt="o",
+                    capsize=3, color="tab:green" if c.status == "better" else
+                    "tab:red" if c.status == "worse" else "grey")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(comps)), list(comps))
+    ax.invert_yaxis()
+    ax.set_xlabel(metric_label or "gain")
+    return fig
+
+
+def curves_figure(results: str | Path, experiment: str, column: str = "valid_mae"):
+    """Validation curves of every seed of an experiment from ``history.csv`` (None when no runs)."""
+    import matplotlib.pyplot as plt
+
+    dirs = [d for d in run_dirs(results, experiment) if (d / "history.csv").is_file()]
+    if not dirs:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
+    for d in dirs:
+        h = pd.read_csv(d / "history.csv")
+        if column in h:
+            ax.plot(h["epoch"], h[column], label=d.name, lw=1.2)
+        best = json.loads((d / "metrics.json").read_text()).get("best_epoch")
+        if best:
+            ax.axvline(best, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(column)
+    ax.legend(fontsize=7, ncol=2)
+    return fig

@@ -1,0 +1,65 @@
+"""Numbers and tables as MyST/GitHub markdown: values in each metric's display scale, ``mean ± std``, 95%
+intervals, pipe tables, the "not yet run" admonition, and :func:`show` to render markdown from a code cell."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from miar.report.study import METRIC_INFO, NOT_RUN, RERUN
+
+
+def fmt(value, metric: str) -> str:
+    """One value in the metric's display scale ("-" for missing)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    _, scale, dec = METRIC_INFO.get(metric, (metric, 1, 3))
+    return f"{value * scale:.{dec}f}"
+
+
+def fmt_stats(stats: dict | None, metric: str, n: bool = False) -> str:
+    """``mean ± std`` (and `` (n=k)``) of a summarize_seeds-like dict; "not yet run" when missing."""
+    if not stats or stats.get("mean") is None:
+        return NOT_RUN
+    out = f"{fmt(stats['mean'], metric)} ± {fmt(stats['std'], metric)}"
+    return f"{out} (n={stats['n']})" if n and "n" in stats else out
+
+
+def fmt_ci(stats: dict | None, metric: str) -> str:
+    if not stats or stats.get("mean") is None:
+        return NOT_RUN
+    lo, hi = stats["ci95"]
+    return f"[{fmt(lo, metric)}, {fmt(hi, metric)}]"
+
+
+def label(metric: str) -> str:
+    name, scale, _ = METRIC_INFO.get(metric, (metric, 1, 3))
+    return f"{name} (%)" if scale == 100 else name
+
+
+def md_table(df: pd.DataFrame, index: bool = False) -> str:
+    """A GitHub/MyST pipe table of ``df`` (cells as text; pipes escaped)."""
+    if index:
+        df = df.reset_index()
+    def cell(v) -> str:
+        if isinstance(v, float) and math.isfinite(v):
+            v = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def not_yet_run(what: str, command: str = RERUN) -> str:
+    """A MyST admonition saying plainly that ``what`` has no results yet, and the command that makes them."""
+    return (f":::{{admonition}} Not yet run\n:class: warning\n{what}: {NOT_RUN}.\n"
+            f"`{command}` writes the results this page reads; rebuild the book afterwards.\n:::")
+
+
+def show(text: str) -> None:
+    """Display MyST markdown from a code cell (the book renders it as part of the page)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))

@@ -1,0 +1,82 @@
+"""The reproducibility appendix: compute used per experiment, the software environment of the runs,
+benchmark JSON files as tables, and download links to the executed notebooks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from miar.report.io import notebooks
+
+
+def compute_table(env: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: runs, device, threads, total and mean wall time; a last row with the total."""
+    if env.empty:
+        return pd.DataFrame()
+    g = env.groupby("experiment")
+    join = lambda s: ", ".join(sorted({str(x) for x in s.dropna()}))  # noqa: E731
+    df = pd.DataFrame({"Runs": g.size(), "Device": g["device_name"].agg(join) if "device_name" in env else "-",
+                       "Torch threads": g["torch_threads"].agg(join) if "torch_threads" in env else "-",
+                       "Total wall time (min)": (g["wall_time_s"].sum() / 60).round(1),
+                       "Mean per run (min)": (g["wall_time_s"].mean() / 60).round(2)})
+    df.loc["all"] = [len(env), "", "", round(env["wall_time_s"].sum() / 60, 1),
+                     round(env["wall_time_s"].mean() / 60, 2)]
+    return df.reset_index(names="Experiment")
+
+
+def environment_table(env: pd.DataFrame) -> pd.DataFrame:
+    """The distinct values of each environment field over all runs (one line each)."""
+    keys = ["miar", "python", "torch", "numpy", "platform", "device", "device_name", "cpu_count", "commit", "dirty"]
+    rows = [{"Field": k, "Values over the runs": ", ".join(sorted({str(v) for v in env[k].dropna()})) or "-"}
+            for k in keys if k in env]
+    return pd.DataFrame(rows)
+
+
+def flatten(obj, prefix: str = "") -> dict:
+    """Nested dicts as dotted keys (lists of scalars joined)."""
+    if isinstance(obj, dict):
+        return {k: v for key, val in obj.items() for k, v in flatten(val, f"{prefix}{key}.").items()}
+    if isinstance(obj, list) and not any(isinstance(x, (dict, list)) for x in obj):
+        return {prefix.rstrip("."): ", ".join(map(str, obj))}
+    if isinstance(obj, list):
+        return {k: v for i, x in enumerate(obj) for k, v in flatten(x, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): obj}
+
+
+def bench_tables(path: Path) -> dict[str, pd.DataFrame]:
+    """A benchmark JSON as tables: every list of records (at any depth) is its own table, named by its key;
+    the remaining scalar fields form a "summary" table of dotted keys and values."""
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):
+        return {"records": pd.DataFrame([flatten(x) if isinstance(x, dict) else {"value": x} for x in data])}
+    tables: dict[str, pd.DataFrame] = {}
+    scalars: dict[str, object] = {}
+
+    def visit(obj: dict, prefix: str) -> None:
+        for key, val in obj.items():
+            name = f"{prefix}{key}"
+            if isinstance(val, list) and val and all(isinstance(x, dict) for x in val):
+                tables[name] = pd.DataFrame([flatten(x) for x in val])
+            elif isinstance(val, dict):
+                visit(val, f"{name}.")
+            else:
+                scalars[name] = ", ".join(map(str, val)) if isinstance(val, list) else val
+
+    visit(data, "")
+    summary = {"summary": pd.DataFrame(list(scalars.items()), columns=["Field", "Value"])} if scalars else {}
+    return {**summary, **tables}
+
+
+def notebook_links(results: str | Path, doc_dir: str | Path) -> str:
+    """A MyST list of the executed notebooks: one line per experiment, each run a download link (marked when
+    its run record is not complete: the run failed or is still running)."""
+    groups: dict[str, list[str]] = {}
+    for nb in notebooks(results):
+        exp = nb.parent.relative_to(Path(results) / "notebooks").as_posix()
+        rel = Path(os.path.relpath(nb.resolve(), Path(doc_dir).resolve())).as_posix()
+        done = (Path(results) / "runs" / exp / nb.stem / "metrics.json").is_file()
+        groups.setdefault(exp, []).append(f"{{download}}`{nb.stem} <{rel}>`" + ("" if done else " (incomplete)"))
+    return "\n".join(f"- `{exp}`: " + ", ".join(links) for exp, links in groups.items())

@@ -1,0 +1,39 @@
+"""``miar.report`` as a Sphinx extension (``_config.yml``: ``extra_extensions: [miar.report]``): it makes every
+page depend on ``results/``, so an incremental build re-executes all pages when any result changed (:func:`setup`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from miar.report.study import RESULTS_ENV
+
+
+def results_fingerprint(results: str | Path) -> str:
+    """A hash of every file's path, size and mtime under ``results`` (changes whenever a result does)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    root = Path(results)
+    for p in sorted(root.rglob("*")) if root.is_dir() else []:
+        if p.is_file() and not p.name.startswith("."):
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _outdated(app, env, added, changed, removed) -> list[str]:
+    """Sphinx ``env-get-outdated``: re-read (and so re-execute) every page when results/ has changed since
+    the last build; otherwise an incremental build would keep pages whose source did not change but whose
+    numbers did."""
+    fp = results_fingerprint(os.environ.get(RESULTS_ENV) or Path(app.srcdir) / "results")
+    if getattr(env, "miar_results_fingerprint", None) == fp:
+        return []
+    env.miar_results_fingerprint = fp
+    return sorted(set(env.found_docs) - set(added) - set(changed))
+
+
+def setup(app) -> dict:
+    """``miar.report`` as a Sphinx extension (``_config.yml``: ``sphinx: extra_extensions``)."""
+    app.connect("env-get-outdated", _outdated)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
