@@ -213,13 +213,13 @@ def fit(cfg: C.Config, run_dir: str | Path, splits: dict[str, ModalDataset] | No
     bar.close()
     if loop["best_state"] is not None:
         model.load_state_dict(loop["best_state"])
-    metrics = _finish(cfg, run_dir, model, test, device, amp, loop, t0)
-    metrics["n"].update(train=len(train), valid=len(valid))
+    sizes = {"train": len(train), "valid": len(valid), "test": len(test)}
+    metrics = _finish(cfg, run_dir, model, test, device, amp, loop, t0, sizes)
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return metrics
 
 
-def _finish(cfg, run_dir, model, test, device, amp, loop, t0) -> dict:
+def _finish(cfg, run_dir, model, test, device, amp, loop, t0, sizes: dict) -> dict:
     """Evaluate the selected model on the test split (once) and write the run record."""
     pred = predict(model, test, device, amp)
     labels = test.y.numpy()
@@ -229,7 +229,7 @@ def _finish(cfg, run_dir, model, test, device, amp, loop, t0) -> dict:
         "best_epoch": loop["best_epoch"], "epochs_run": len(loop["history"]),
         "criterion": f"valid_{cfg.train.criterion}",
         "selection": "best validation epoch; the test split is evaluated once, after selection",
-        "n": {"test": len(test)},
+        "n": sizes,
     }
     gate = _gate_means(model, test, device)
     if gate is not None:

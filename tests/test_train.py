@@ -20,6 +20,9 @@ def test_schedule_warmup_then_cosine():
 def test_fit_loss_falls_and_writes_the_record(tmp_path, tiny_cfg):
     m = fit(tiny_cfg, tmp_path / "run")
     assert is_complete(tmp_path / "run")
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(m)), "the returned metrics are the recorded ones"
+    assert on_disk["n"] == {"train": 128, "valid": 32, "test": 64}
     assert all((tmp_path / "run" / f).is_file() for f in RECORD_FILES)
     hist = (tmp_path / "run" / "history.csv").read_text().splitlines()
     header = hist[0].split(",")
