@@ -1,4 +1,4 @@
-"""Command line: ``miar train``, ``miar features``, ``miar data check``, ``miar sweep``, ``miar collect``.
+"""Command line: ``miar train``, ``features``, ``data check``, ``sweep``, ``align``, ``collect``, ``bench``.
 
 User errors (bad config, bad data) print one line naming the file and the problem and exit 2.
 """
@@ -75,6 +75,8 @@ def _collect(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="miar", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="throughput, latency, FLOPs and scaling benchmark (miar bench --help)",
+                   add_help=False)
 
     t = sub.add_parser("train", help="train one run and write its run record")
     t.add_argument("experiment", help="experiment name (miar/experiments/) or a config.yaml")
@@ -122,6 +124,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the benchmark owns its arguments (miar bench --help)
+        from miar.bench import main as bench_main
+        return bench_main(argv[1:])
     args = parser().parse_args(argv)
     try:
         return args.func(args)
