@@ -23,9 +23,10 @@ def readme_table(results: str | Path) -> str:
     ours = results_table(summary, MAIN_TABLE, HEADLINE)
     anchors = anchor_table(summary, results)[["System (published)", "Metric", "Published (runs)", "Source",
                                              "Ours: experiment", "Ours: mean ± std (n)"]]
-    sizes = sorted({tuple(json.loads((d / "metrics.json").read_text()).get("n", {}).values())
-                    for d in run_dirs(results, MAIN)})
-    split = f" (train / valid / test utterances: {'; '.join(' / '.join(map(str, n)) for n in sizes)})" if sizes else ""
+    sizes = sorted({tuple(json.loads((d / "metrics.json").read_text()).get("n", {}).items())
+                    for d in run_dirs(results, MAIN)})  # records name the splits they counted
+    split = "; ".join(" / ".join(f"{k} {v}" for k, v in n) for n in sizes if n)
+    split = f" (utterances: {split})" if split else ""
     return "\n\n".join([
         f"Ours: CMU-MOSI, bc-LSTM split{split}, released utterance features, checkpoint selected on held-out "
         "training videos only, test set evaluated once; mean ± population std over seeds.",
