@@ -1,0 +1,87 @@
+"""The benchmark's plumbing on tiny tensors (``--quick``): JSON keys, timing, study wall time, MMSA."""
+
+import json
+
+import pytest
+import torch
+
+from miar import bench, bench_mmsa
+
+
+def need_mmsa() -> None:
+    ok, info = bench_mmsa.available()  # imports MMSA (and transformers): only in the tests that need it
+    if not ok:
+        pytest.skip(f"MMSA is not installed (the bench extra): {info}")
+
+
+def test_quick_run_writes_every_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # run in this process, not a re-exec
+    out = tmp_path / "bench" / "cpu.json"
+    assert bench.main(["--quick", "--device", "cpu", "--threads", "1", "--json", str(out),
+                       "--results", str(tmp_path / "results")]) == 0
+    report = json.loads(out.read_text())
+    for key in ("machine", "settings", "matmul_peak", "models", "epoch_scaling", "miar_mosei_epoch_s",
+                "mult_train_speedup_vs_mmsa", "study_wall_time"):
+        assert key in report, key
+    m = report["machine"]
+    for key in ("cpu_model", "cores", "torch", "device", "load_average_start", "load_average_end"):
+        assert key in m, key
+    assert report["settings"]["quick"] is True
+    assert {r["model"] for r in report["models"]} == set(bench.MODELS)
+    for r in report["models"]:
+        assert r["train_samples_per_s"] > 0 and r["infer_batch_ms"] > 0
+        assert r["flops_per_train_sample"] > 0 and 0 < r["fraction_of_peak"] < 1
+    sizes = [r["size"] for r in report["epoch_scaling"]]
+    assert sizes == ["mosi", "mosei", "4x_mosei"]
+    assert report["epoch_scaling"][2]["cycled_passes"] == 4
+    assert report["miar_mosei_epoch_s"] == report["epoch_scaling"][1]["epoch_s"] > 0
+    assert report["mult_train_speedup_vs_mmsa"] is None  # not asked for
+    assert report["study_wall_time"] == "not yet run"
+    printed = capsys.readouterr().out
+    assert "miar_mosei_epoch_s" in printed and "epoch size" in printed
+
+
+def test_interleaved_times_every_function_after_warmup():
+    calls = {"a": 0, "b": 0}
+
+    def fn(k):
+        def f(_):
+            calls[k] += 1
+        return f
+    s = bench.Settings(warmup=2, repeats=3)
+    t = bench.interleaved({"a": fn("a"), "b": fn("b")}, lambda: None, s)
+    assert calls == {"a": 5, "b": 5}
+    assert len(t["a"]) == len(t["b"]) == 3
+
+
+def test_study_wall_time_sums_run_records(tmp_path):
+    assert bench.study_wall_time(tmp_path) == "not yet run"
+    for name, wall in (("mosi", 10.0), ("mosi_bc_mult", 5.5)):
+        run = tmp_path / "runs" / name / "seed1111"
+        run.mkdir(parents=True)
+        (run / "env.json").write_text(json.dumps({"wall_time_s": wall}))
+    got = bench.study_wall_time(tmp_path)
+    assert got["runs"] == 2 and got["wall_time_s"] == pytest.approx(15.5)
+
+
+def test_mmsa_mult_built_with_our_hyperparameters():
+    need_mmsa()
+    from miar.model.mult import mult_from_hparams
+    dims = {"text": 24, "audio": 5, "vision": 20}
+    theirs, args = bench_mmsa.build(dims, d=16, n_heads=2, n_layers=2, dropout=0.1)
+    ours = mult_from_hparams(dims, 16, 2, 2, 0.1)
+    net = theirs.net
+    assert (net.d_l, net.num_heads, net.layers) == (16, 2, 2)
+    assert len(net.trans_l_with_a.layers) == len(ours.cross["text<-audio"].blocks) == 2
+    assert len(net.trans_l_mem.layers) == len(ours.mem["text"].blocks) == 3
+    assert args["feature_dims"] == [24, 5, 20] and args["attn_mask"] is False
+    assert net.out_layer.in_features == ours.out.in_features == 6 * 16
+
+
+def test_mmsa_comparison_quick():
+    need_mmsa()
+    torch.set_num_threads(1)
+    s = bench.settings(quick=True, device="cpu")
+    got = bench_mmsa.compare(s, log=lambda _: None)
+    assert got["available"] and len(got["shapes"]) == len(s.shapes) * len(s.batches)
+    assert all(r["speedup"] > 0 for r in got["shapes"]) and got["speedup_geomean"] > 0
