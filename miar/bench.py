@@ -31,6 +31,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from miar import config as C
+from miar.data import batch_indices
 from miar.data.synthetic import PRESETS, make_synthetic
 from miar.train import _losses, _setup, train_epoch
 
@@ -197,9 +198,16 @@ def count_flops(step, idx) -> int:
     return fc.get_total_flops()
 
 
-def sampler(n: int, batch: int, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    return lambda: torch.randperm(n, generator=gen)[:batch]
+def sampler(ds, batch: int, seed: int = 0):
+    """Index batches as the trainer forms them (shuffled, length-bucketed: ``batch_indices``),
+    one pass after another; each call returns the next (B,) index tensor."""
+    gen, queue = torch.Generator().manual_seed(seed), []
+
+    def next_batch():
+        if not queue:
+            queue.extend(batch_indices(ds, batch, shuffle=True, generator=gen, drop_last=True, bucket=True))
+        return queue.pop(0)
+    return next_batch
 
 
 # ----------------------------------------------------------------------------- sections
@@ -214,10 +222,10 @@ def bench_models(s: Settings, peak: float, log) -> list[dict]:
                 model, temp, opt, _ = _setup(cfg, ds, torch.device(s.device))  # as train.fit
                 model.train()
                 flops = count_flops(train_step(cfg, model, temp, opt, ds, s, with_update=False),
-                                    sampler(len(ds), b, 1)())
-                t = interleaved({"train": train_step(cfg, model, temp, opt, ds, s)}, sampler(len(ds), b), s)
+                                    sampler(ds, b, 1)())
+                t = interleaved({"train": train_step(cfg, model, temp, opt, ds, s)}, sampler(ds, b), s)
                 model.eval()
-                i = interleaved({"infer": infer_step(model, ds, s)}, sampler(len(ds), b, 2), s)
+                i = interleaved({"infer": infer_step(model, ds, s)}, sampler(ds, b, 2), s)
                 step_s, inf_s = statistics.median(t["train"]), statistics.median(i["infer"])
                 rows.append({"model": name, "preset": preset, "aligned": aligned, "batch": b,
                              "params": sum(p.numel() for p in model.parameters()),
@@ -245,7 +253,7 @@ def epoch_scaling(s: Settings, log) -> list[dict]:
         model, temp, opt, sched = _setup(cfg, ds, torch.device(s.device))  # as train.fit
         warm = train_step(cfg, model, temp, opt, ds, s)
         for _ in range(s.warmup):
-            warm(sampler(len(ds), b)())
+            warm(sampler(ds, b)())
         gen, t0 = torch.Generator().manual_seed(0), time.perf_counter()
         for _ in range(passes):
             train_epoch(cfg, model, temp, opt, sched, ds, gen, torch.device(s.device), s.device == "cuda")

@@ -22,8 +22,11 @@ MMSA field                                   value (our hyperparameter)
 Known differences that remain (they change what is computed, slightly): MMSA's TransformerEncoder
 is built without positional embeddings (``position_embedding=False`` by default), attends to padded
 steps and reads the last *padded* step; ours adds sinusoidal positions, masks padding and reads the
-last real step. Ours trims each batch to its longest real sequence; MMSA is fed the full padded
-tensors (as its DataLoader would), but by tensor indexing, not its per-sample DataLoader.
+last real step. Both get the same index batches, formed as our trainer forms them (shuffled,
+length-bucketed); ours trims each batch to its longest real sequence, MMSA is fed the full padded
+tensors (as its DataLoader would), but by tensor indexing, not its per-sample DataLoader. Ours
+draws dropout masks from 16-bit slices of 64-bit random words (``miar.model.layers.dropout``);
+MMSA uses ``F.dropout`` (one ``bernoulli_`` draw per element).
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def compare(s: Settings, log) -> dict:
             theirs = theirs.to(s.device).train()
             steps = {"ours": _l1_step(ours, ds, s, mmsa=False, cfg=cfg),
                      "mmsa": _l1_step(theirs, ds, s, mmsa=True, cfg=cfg)}
-            t = interleaved(steps, sampler(len(ds), b), s)
+            t = interleaved(steps, sampler(ds, b), s)
             o, m = statistics.median(t["ours"]), statistics.median(t["mmsa"])
             rows.append({"preset": preset, "aligned": aligned, "batch": b, "ours_samples_per_s": b / o,
                          "mmsa_samples_per_s": b / m, "speedup": m / o,

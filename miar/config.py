@@ -51,6 +51,7 @@ class DataConfig:
     valid_seed: int = 0  # which videos are held out (fixed across model seeds)
     standardize: bool = True  # z-score with training statistics
     batch_size: int = 32
+    bucket: bool = True  # training batches of similar length (no effect with context windows or equal lengths)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 

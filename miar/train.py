@@ -77,7 +77,7 @@ def train_epoch(cfg, model, temp, opt, sched, ds, gen, device, amp) -> dict[str,
     model.train()
     sums: dict[str, float] = {}
     n = 0
-    for batch in iterate(ds, cfg.data.batch_size, shuffle=True, generator=gen):
+    for batch in iterate(ds, cfg.data.batch_size, shuffle=True, generator=gen, bucket=cfg.data.bucket):
         if len(batch) < 2:  # batch norm and in-batch negatives need two samples
             continue
         batch = batch.to(device)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from miar.data.batch import (MODALITIES, Batch, DataError, ModalDataset, apply_zscore, iterate,
-                             zscore_stats)
+from miar.data.batch import (MODALITIES, Batch, DataError, ModalDataset, apply_zscore, batch_indices,
+                             iterate, zscore_stats)
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -56,4 +56,4 @@ def build_splits(cfg) -> dict[str, ModalDataset]:
 
 
 __all__ = ["MODALITIES", "Batch", "DataError", "ModalDataset", "build_splits", "data_root",
-           "iterate", "standardize"]
+           "batch_indices", "iterate", "standardize"]

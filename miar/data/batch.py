@@ -115,14 +115,49 @@ class ModalDataset:
                      target=target)
 
 
-def iterate(ds: ModalDataset, batch_size: int, shuffle: bool = False,
-            generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:
-    """Yield batches of ``ds``; with ``shuffle`` the order comes from ``generator`` (deterministic)."""
+BUCKET_SPAN = 50  # batches per length-sorted chunk when bucketing
+
+
+def real_lengths(ds: ModalDataset) -> Tensor:
+    """(N,) cost proxy of each sample: the sum over modalities of its last real step + 1."""
+    total = torch.zeros(len(ds), dtype=torch.long)
+    for m in ds.modalities:
+        mk = ds.mask[m]  # (N, T_m)
+        steps = torch.arange(1, mk.shape[1] + 1)
+        total += (mk.long() * steps).amax(1)
+    return total
+
+
+def batch_indices(ds: ModalDataset, batch_size: int, shuffle: bool = False,
+                  generator: torch.Generator | None = None, drop_last: bool = False,
+                  bucket: bool = False) -> list[Tensor]:
+    """The index batches of one pass over ``ds``; with ``shuffle`` the order comes from ``generator``.
+
+    ``bucket`` (with ``shuffle``, for data without context windows): the shuffled order is cut into
+    chunks of ``BUCKET_SPAN`` batches, each chunk is sorted by :func:`real_lengths` and cut into
+    batches, and the batches are shuffled, so a batch holds samples of similar length and trimming
+    to its longest sequence removes most of the padding (unaligned data: attention cost is
+    quadratic in it). Deterministic given ``generator``.
+    """
     n = len(ds)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last and n > batch_size else n
-    for start in range(0, stop, batch_size):
-        yield ds.batch(order[start:start + batch_size])
+    lengths = real_lengths(ds) if bucket and shuffle and ds.target is None else None
+    if lengths is not None and n and int(lengths.min()) < int(lengths.max()):  # else nothing to gain
+        span = BUCKET_SPAN * batch_size
+        chunks = [order[a:a + span] for a in range(0, stop, span)]
+        order = torch.cat([c[torch.sort(lengths[c], stable=True).indices] for c in chunks])[:stop]
+        batches = [order[a:a + batch_size] for a in range(0, stop, batch_size)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return [order[a:a + batch_size] for a in range(0, stop, batch_size)]
+
+
+def iterate(ds: ModalDataset, batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None, drop_last: bool = False,
+            bucket: bool = False) -> Iterator[Batch]:
+    """Yield the batches of :func:`batch_indices` (same arguments)."""
+    for idx in batch_indices(ds, batch_size, shuffle, generator, drop_last, bucket):
+        yield ds.batch(idx)
 
 
 Z_CLIP = 10.0  # standardized values are clipped to +-Z_CLIP

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from miar.config import Config, ConfigError
 from miar.data.batch import MODALITIES, Batch
 from miar.model.encoders import ContextEncoder, Projection
-from miar.model.layers import masked_mean, packed_lstm, pool
+from miar.model.layers import Dropout, masked_mean, packed_lstm, pool
 from miar.model.miar import ModelOutput
 
 
@@ -35,7 +35,7 @@ def ordered(dims: dict[str, int]) -> tuple[str, ...]:
 
 
 def mlp_head(d_in: int, hidden: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, 1))
 
 
 def shared_axis(batch: Batch, modalities: tuple[str, ...]) -> bool:
@@ -146,10 +146,10 @@ class BCLSTM(nn.Module):
         self.modalities = ordered(dims)
         self.lstm = nn.ModuleDict({m: nn.LSTM(dims[m], d // 2, batch_first=True, bidirectional=True)
                                    for m in self.modalities})
-        self.dense = nn.ModuleDict({m: nn.Sequential(nn.Dropout(dropout), nn.Linear(d, d), nn.Tanh())
+        self.dense = nn.ModuleDict({m: nn.Sequential(Dropout(dropout), nn.Linear(d, d), nn.Tanh())
                                     for m in self.modalities})
         self.fusion = nn.LSTM(len(self.modalities) * d, d // 2, batch_first=True, bidirectional=True)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = mlp_head(d, head_hidden, dropout)
 
     def forward(self, batch: Batch) -> ModelOutput:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from miar.model.layers import Block, MaskedNorm, key_mask, packed_lstm
+from miar.model.layers import Block, Dropout, MaskedNorm, key_mask, packed_lstm
 
 
 class Projection(nn.Module):
@@ -15,7 +15,7 @@ class Projection(nn.Module):
         super().__init__()
         self.lin = nn.Linear(d_in, d)
         self.norm = MaskedNorm(d, norm)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         return self.drop(self.norm(self.lin(x), mask))  # (B, T, d)

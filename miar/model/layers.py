@@ -1,4 +1,11 @@
-"""Building blocks shared by MIAR and the baselines: attention via SDPA, masked pooling, norms."""
+"""Building blocks shared by MIAR and the baselines: attention via SDPA, masked pooling, norms, dropout.
+
+Dropout on CPU draws its keep mask from 16-bit slices of 64-bit random words (one generator call
+per four elements): ``bernoulli_``, which ``F.dropout`` uses, draws one number per element and made
+dropout about half of a CPU training step (``miar bench``). Training-time attention with dropout on
+CPU runs the softmax explicitly with that dropout (with dropout, SDPA on CPU falls back to its
+unfused math path anyway; without dropout, and on GPU, SDPA's kernels are used).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,40 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+_LEVELS = 65536  # the keep mask compares 16-bit uniform integers with a threshold
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1 / (1 - p).
+
+    On CPU, p is rounded to a multiple of 1/65536 (0.1 -> 0.100006) and the scale is exact for it.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or not 0.0 < p < 1.0:
+        return F.dropout(x, p, training)
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2**63, None)  # full 64-bit range
+    u = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-32768, 32767]
+    drop = round(p * _LEVELS)  # P(keep) = 1 - drop / 65536, kept entries scaled by its inverse
+    keep = torch.where(u >= drop - _LEVELS // 2, _LEVELS / (_LEVELS - drop), 0.0).to(x.dtype)
+    return x * keep
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with :func:`dropout`'s CPU keep masks (same state dict: none)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -57,8 +98,25 @@ class Attention(nn.Module):
         qh = self.q(q).view(b, tq, self.h, d // self.h).transpose(1, 2)  # (B, H, Tq, dh)
         k, v = self.kv(kv).view(b, tk, 2, self.h, d // self.h).permute(2, 0, 3, 1, 4)  # 2 x (B, H, Tk, dh)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(qh, k, v, attn_mask=allow, dropout_p=p)  # (B, H, Tq, dh)
+        if p > 0.0 and qh.device.type == "cpu":
+            y = explicit_attention(qh, k, v, allow, p)  # (B, H, Tq, dh)
+        else:
+            y = F.scaled_dot_product_attention(qh, k, v, attn_mask=allow, dropout_p=p)  # (B, H, Tq, dh)
         return self.out(y.transpose(1, 2).reshape(b, tq, d))
+
+
+def explicit_attention(q: Tensor, k: Tensor, v: Tensor, allow: Tensor | None, p: float) -> Tensor:
+    """SDPA's math with :func:`dropout` on the weights: q (B, H, Tq, dh), k, v (B, H, Tk, dh) ->
+    (B, H, Tq, dh). As SDPA, a query row with no allowed key gives 0."""
+    att = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
+    if allow is not None:  # in place: the matmul's backward does not need its output
+        att = att.masked_fill_(~allow, torch.finfo(att.dtype).min)
+    att = torch.softmax(att, -1)
+    if allow is not None:
+        row_ok = allow.any(-1, keepdim=True)  # (B, 1 or H, Tq or 1, 1)
+        if not bool(row_ok.all()):
+            att = att * row_ok
+    return dropout(att, p) @ v  # (B, H, Tq, dh)
 
 
 def key_mask(mask: Tensor) -> Tensor:
@@ -73,9 +131,9 @@ class Block(nn.Module):
         super().__init__()
         self.ln_q, self.ln_kv, self.ln_ff = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.attn = Attention(d, n_heads, dropout)
-        self.ff = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(), nn.Dropout(dropout),
+        self.ff = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(), Dropout(dropout),
                                 nn.Linear(ff_mult * d, d))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor, kv: Tensor | None = None, allow: Tensor | None = None) -> Tensor:
         h = self.ln_q(x)

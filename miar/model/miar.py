@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from miar.data.batch import Batch
 from miar.model.encoders import ContextEncoder, Projection
 from miar.model.interaction import FUSED, build_interaction
-from miar.model.layers import pool
+from miar.model.layers import Dropout, pool
 
 
 @dataclass
@@ -61,7 +61,7 @@ class MIAR(nn.Module):
         if token_scheme == "h2" and interaction:
             k = len(self.interact.pairs)
         self.gate = TokenGate(d) if gate else None
-        self.head = nn.Sequential(nn.Linear(k * d, head_hidden), nn.GELU(), nn.Dropout(dropout),
+        self.head = nn.Sequential(nn.Linear(k * d, head_hidden), nn.GELU(), Dropout(dropout),
                                   nn.Linear(head_hidden, 1))
         self.contrast = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, proj_dim))
 

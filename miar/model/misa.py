@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from miar.data.batch import Batch
 from miar.model.baselines import ordered
 from miar.model.encoders import ContextEncoder, Projection
-from miar.model.layers import Block, pool
+from miar.model.layers import Block, Dropout, pool
 from miar.model.miar import ModelOutput
 
 
@@ -80,7 +80,7 @@ class MISA(nn.Module):
         self.recon = nn.Linear(d, d)
         self.fusion = Block(d, n_heads, dropout)
         k = len(mods)
-        self.head = nn.Sequential(nn.Linear(2 * k * d, k * d), nn.Dropout(dropout), nn.ReLU(),
+        self.head = nn.Sequential(nn.Linear(2 * k * d, k * d), Dropout(dropout), nn.ReLU(),
                                   nn.Linear(k * d, 1))
 
     def aux_losses(self, utt, shared, private, recon) -> dict[str, Tensor]:

@@ -15,6 +15,7 @@ one dropout rate stands for MulT's six (attention, relu, residual, embedding, ou
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -23,12 +24,15 @@ from torch import Tensor, nn
 
 from miar.data.batch import Batch
 from miar.model.baselines import ordered
-from miar.model.layers import Block, key_mask, pool
+from miar.model.layers import Block, Dropout, dropout, key_mask, pool
 from miar.model.miar import ModelOutput
 
 
+@functools.lru_cache(maxsize=64)
 def sinusoid(t: int, d: int, device: torch.device) -> Tensor:
-    """fairseq/MulT sinusoidal positions 1..t: -> (t, d), sin half then cos half (odd d: zero column)."""
+    """fairseq/MulT sinusoidal positions 1..t: -> (t, d), sin half then cos half (odd d: zero column).
+
+    Cached per (t, d, device): one table serves every transformer and step."""
     half = d // 2
     freq = torch.exp(torch.arange(half, device=device) * -(math.log(10000.0) / max(half - 1, 1)))  # (d/2,)
     ang = torch.arange(1, t + 1, device=device)[:, None] * freq[None]  # (t, d/2)
@@ -54,7 +58,7 @@ class CrossTransformer(nn.Module):
     def __init__(self, d: int, n_heads: int, n_layers: int, dropout: float):
         super().__init__()
         self.scale = math.sqrt(d)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(Block(d, n_heads, dropout, ff_mult=4) for _ in range(n_layers))
         self.ln = nn.LayerNorm(d)
 
@@ -93,13 +97,15 @@ class MulT(nn.Module):
                                   for m in self.modalities})
         c = len(self.modalities) * w  # MulT's combined_dim (6d for three modalities)
         self.proj1, self.proj2, self.out = nn.Linear(c, c), nn.Linear(c, c), nn.Linear(c, 1)
-        self.dropout = dropout
+        self.dropout, self.pointwise = dropout, kernel == 1
 
     def forward(self, batch: Batch) -> ModelOutput:
         xs = {}
         for m in self.modalities:
-            x = batch.x[m] * batch.mask[m].unsqueeze(-1)  # (B, T_m, d_m); padded steps zeroed
-            xs[m] = self.proj[m](x.transpose(1, 2)).transpose(1, 2)  # (B, T_m, d)
+            keep = batch.mask[m].unsqueeze(-1)  # (B, T_m, 1)
+            x = batch.x[m] if self.pointwise else batch.x[m] * keep  # (B, T_m, d_m); padded steps zeroed
+            x = self.proj[m](x.transpose(1, 2)).transpose(1, 2)  # (B, T_m, d)
+            xs[m] = x * keep if self.pointwise else x  # kernel 1, no bias: same zeros, d/d_m of the work
         feats = {}
         for m in self.modalities:
             mask = batch.mask[m]  # (B, T_m)
@@ -109,7 +115,7 @@ class MulT(nn.Module):
             has_target = batch.target is not None and batch.target.shape == mask.shape
             feats[m] = pool(h, mask, batch.target) if has_target else last_step(h, mask)  # (B, w)
         z = torch.cat([feats[m] for m in self.modalities], -1)  # (B, c)
-        hidden = self.proj2(F.dropout(F.relu(self.proj1(z)), self.dropout, self.training)) + z  # (B, c)
+        hidden = self.proj2(dropout(F.relu(self.proj1(z)), self.dropout, self.training)) + z  # (B, c)
         return ModelOutput(pred=self.out(hidden).squeeze(-1), features=feats)
 
 
