@@ -31,7 +31,9 @@ parameters, so each notebook snapshots its globals before the parameters cell an
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import platform
 import re
 import shutil
 import sys
@@ -43,7 +45,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from miar import config as C
-from miar.records import is_complete
+from miar.records import atomic_write, git_commit, is_complete
 
 SWEEPS_DIR = C.EXPERIMENTS_DIR / "sweeps"
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -328,6 +330,7 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
     failures = []
     if not jobs:
         return 0
+    started, t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.time()
     bar = tqdm(total=len(jobs), desc=f"sweep {name}", unit="run", disable=not progress or not jobs)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_die_with_parent) as pool:
@@ -339,6 +342,7 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
             if err is not None:
                 failures.append((key, err))
     bar.close()
+    _write_sweep_record(results, name, started, time.time() - t0, workers, len(runs), len(jobs), failures)
     if failures:
         for key, err in sorted(failures):
             nb = results / "notebooks" / f"{key}.ipynb"
@@ -348,5 +352,21 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
     return 0
 
 
-__all__ = ["Run", "SweepLocked", "check_parameters", "load_sweep", "results_lock", "run_sweep", "status",
-           "sweep_path"]
+def _write_sweep_record(results: Path, name: str, started: str, wall_s: float, workers: int,
+                        n_runs: int, n_executed: int, failures: list) -> Path:
+    """``results/sweeps/<name>-<start>.json``: one invocation's wall time (a new file each time).
+
+    ``complete_from_scratch`` is true when this invocation ran every run of the sweep and none
+    failed: then ``wall_s`` is the time the whole sweep takes on this machine."""
+    record = {"sweep": name, "started_utc": started, "wall_s": round(wall_s, 1), "workers": workers,
+              "omp_threads_per_worker": int(_kernel_env(workers).get("OMP_NUM_THREADS", 1)),
+              "runs_in_sweep": n_runs, "runs_executed": n_executed, "runs_failed": len(failures),
+              "complete_from_scratch": n_executed == n_runs and not failures,
+              "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+              "load_average_end": [round(x, 2) for x in os.getloadavg()], **git_commit()}
+    path = results / "sweeps" / f"{Path(name).stem}-{started.replace(':', '')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+

@@ -59,6 +59,10 @@ def test_sweep_layout_and_failure(swept):
         assert (results / "notebooks" / f"{key}.ipynb").is_file()
         assert not (results / "notebooks" / f"{key}.log").exists()
     assert "name: smoke+nocon" in (results / "runs" / "smoke+nocon" / "s1" / "config.yaml").read_text()
+    (record,) = (results / "sweeps").glob("tiny-*.json")  # the invocation's wall time
+    rec = json.loads(record.read_text())
+    assert rec["runs_executed"] == rec["runs_in_sweep"] == 4 and rec["runs_failed"] == 1
+    assert rec["complete_from_scratch"] is False and rec["wall_s"] > 0 and rec["workers"] == 2
     nb = json.loads((results / "notebooks" / "smoke" / "s2.ipynb").read_text())
     assert nb["metadata"]["papermill"]["parameters"] == {
         "experiment": "smoke", "seed": 2, "overrides": TINY, "run_dir": "results/runs/smoke/s2"}
