@@ -269,12 +269,22 @@ def epoch_scaling(s: Settings, log) -> list[dict]:
 
 
 def study_wall_time(results: Path = Path("results")) -> dict | str:
+    """The study's wall time: the newest ``study`` sweep record that ran every run from scratch
+    (``results/sweeps/``), beside the sum of the per-run wall times of the records (``env.json``)."""
+    from miar.report.perf import study_wall  # noqa: PLC0415
+
     envs = sorted(results.glob("runs/*/*/env.json"))
     walls = [json.loads(p.read_text()).get("wall_time_s") for p in envs]
     walls = [w for w in walls if isinstance(w, (int, float))]
-    if not walls:
+    rec = study_wall(results)
+    if not walls and rec is None:
         return "not yet run"
-    return {"runs": len(walls), "wall_time_s": sum(walls), "hours": sum(walls) / 3600}
+    out = {"runs": len(walls), "sum_of_run_wall_times_s": sum(walls)}
+    if rec is not None:
+        out.update(sweep_wall_s=float(rec["wall_s"]), sweep_workers=int(rec["workers"]),
+                   sweep_runs=int(rec["runs_in_sweep"]), sweep_started_utc=rec["started_utc"],
+                   sweep_commit=rec.get("commit"))
+    return out
 
 
 # ----------------------------------------------------------------------------- driver

@@ -54,14 +54,24 @@ def test_interleaved_times_every_function_after_warmup():
     assert len(t["a"]) == len(t["b"]) == 3
 
 
-def test_study_wall_time_sums_run_records(tmp_path):
+def test_study_wall_time_from_sweep_record_and_run_records(tmp_path):
     assert bench.study_wall_time(tmp_path) == "not yet run"
     for name, wall in (("mosi", 10.0), ("mosi_bc_mult", 5.5)):
         run = tmp_path / "runs" / name / "seed1111"
         run.mkdir(parents=True)
         (run / "env.json").write_text(json.dumps({"wall_time_s": wall}))
     got = bench.study_wall_time(tmp_path)
-    assert got["runs"] == 2 and got["wall_time_s"] == pytest.approx(15.5)
+    assert got["runs"] == 2 and got["sum_of_run_wall_times_s"] == pytest.approx(15.5)
+    assert "sweep_wall_s" not in got  # no sweep record yet
+    (tmp_path / "sweeps").mkdir()
+    rec = {"sweep": "study", "started_utc": "2026-01-01T00:00:00Z", "wall_s": 1800.0, "workers": 2,
+           "runs_in_sweep": 2, "runs_executed": 2, "runs_failed": 0, "complete_from_scratch": True}
+    (tmp_path / "sweeps" / "study-20260101T000000Z.json").write_text(json.dumps(rec))
+    partial = {**rec, "started_utc": "2026-01-02T00:00:00Z", "wall_s": 5.0, "runs_executed": 1,
+               "complete_from_scratch": False}  # a later top-up run does not count as the study's time
+    (tmp_path / "sweeps" / "study-20260102T000000Z.json").write_text(json.dumps(partial))
+    got = bench.study_wall_time(tmp_path)
+    assert got["sweep_wall_s"] == 1800.0 and got["sweep_workers"] == 2
 
 
 def test_mmsa_mult_built_with_our_hyperparameters():

@@ -265,3 +265,56 @@ def test_fmt_handles_missing_values():
     assert R.fmt(None, "mae") == "-" and R.fmt(float("nan"), "mae") == "-"
     assert R.fmt(0.81234, "has0_acc2") == "81.23" and R.fmt(0.81234, "mae") == "0.812"
     assert R.fmt_stats(None, "mae") == R.NOT_RUN
+
+
+def test_paired_comparison_by_hand(fake):
+    root, values = fake
+    runs = R.load_runs(root)
+    a, b = np.array(values[R.MAIN]["mae"]), np.array(values["mosi_bc_text_only"]["mae"])
+    d = a - b  # same seed order (SEEDS) on both sides
+    from scipy.stats import t
+    half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    c = R.paired(runs, R.MAIN, "mosi_bc_text_only", "mae")
+    assert c.gain == pytest.approx(-d.mean()) and c.lo == pytest.approx(-d.mean() - half)
+    assert c.n_a == c.n_b == len(SEEDS) and c.status == "better"
+    assert R.paired(runs, R.MAIN, "mosi_bc_mult") is None
+
+
+def test_tuning_budget_chooses_on_validation_only(tmp_path):
+    write_fake_results(tmp_path, {R.MAIN: 0.6, f"{R.MAIN}+lr3e-4": 0.4, "mosi_bc_text_only": 0.9})
+    summary = R.load_summary(tmp_path)
+    choice = R.tuned_choice(summary)
+    assert choice[R.MAIN] == f"{R.MAIN}+lr3e-4"  # lower validation MAE
+    assert choice["mosi_bc_text_only"] is None  # its budget is incomplete: no choice on part of it
+    assert R.tuned_rows(summary) == {f"{R.MAIN}+lr3e-4": "MIAR (ours), lr 3e-4"}
+    table = R.tuning_table(summary)
+    assert table.loc[table["Experiment"] == f"`{R.MAIN}+lr3e-4`", "Chosen on validation"].item() == "yes"
+    assert R.best_by_validation(summary, R.BASELINES) == "mosi_bc_text_only"
+    assert R.ranked_by_validation(summary, [R.MAIN, f"{R.MAIN}+lr3e-4"]) == [f"{R.MAIN}+lr3e-4", R.MAIN]
+    assert "lr3e-4" not in R.ablation_names(summary, {})
+
+
+def test_performance_targets_and_readme_speed(tmp_path):
+    assert R.readme_speed(tmp_path) is None
+    bench = {"machine": {"cpu_model": "fake CPU", "cores": 2, "torch_threads": 2, "torch": "2.13.0"},
+             "mult_train_speedup_vs_mmsa": 1.8, "miar_mosei_epoch_s": 41.0,
+             "mmsa": {"available": True, "mmsa_version": "2.2.1", "shapes": [
+                 {"preset": "mosi", "aligned": True, "batch": 32, "ours_samples_per_s": 90.0,
+                  "mmsa_samples_per_s": 50.0, "speedup": 1.8}]},
+             "epoch_scaling": [{"size": "mosi", "n_samples": 100, "epoch_s": 2.0, "peak_memory_mb": 10.0}]}
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "cpu.json").write_text(json.dumps(bench))
+    t = R.targets_table(bench, None)
+    assert list(t["Met"]) == ["yes", "no", "-"]
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "study-20260101T000000Z.json").write_text(json.dumps(
+        {"sweep": "/x/study.yaml", "started_utc": "2026", "wall_s": 1500.0, "workers": 2, "runs_in_sweep": 245,
+         "runs_executed": 245, "runs_failed": 0, "complete_from_scratch": True}))
+    study = R.study_wall(tmp_path)
+    assert study["wall_s"] == 1500.0 and R.targets_table(bench, study)["Met"].iloc[-1] == "yes"
+    line = R.readme_speed(tmp_path)
+    assert "**1.80×**" in line and "41.0 s" in line and "25 min" in line and "fake CPU" in line
+    assert R.mmsa_table(bench)["Speedup"].item() == "1.80×"
+    import matplotlib
+    matplotlib.use("Agg")
+    assert R.speedup_figure(bench) is not None and R.scaling_figure(bench) is not None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from miar.report.formatting import md_table
 from miar.report.io import load_summary, run_dirs
+from miar.report.perf import readme_speed
 from miar.report.study import HEADLINE, MAIN, MAIN_TABLE, RERUN
 from miar.report.tables import anchor_table, present, results_table
 
@@ -30,7 +31,7 @@ def readme_table(results: str | Path) -> str:
     return "\n\n".join([
         f"Ours: CMU-MOSI, bc-LSTM split{split}, released utterance features, checkpoint selected on held-out "
         "training videos only, test set evaluated once; mean ± population std over seeds.",
-        md_table(ours), "Published numbers on the same split (their code selects checkpoints on the test set), "
+        md_table(ours), *([speed] if (speed := readme_speed(results)) else []), "Published numbers on the same split (their code selects checkpoints on the test set), "
         "beside ours in separate columns:", md_table(anchors), head])
 
 

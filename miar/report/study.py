@@ -45,6 +45,7 @@ HEADLINE = ("has0_acc2", "non0_acc2", "non0_f1", "acc7", "mae", "corr")  # the c
 def planned() -> dict[str, list[str]]:
     """The experiments this book reads, by chapter."""
     return {"main table (bc split)": list(MAIN_TABLE),
+            "tuning budget (learning rate 3e-4)": [f"{n}+lr3e-4" for n in MAIN_TABLE],
             "ablations": [f"{MAIN}+{v}" for v in ABLATIONS],
             "text encoders": [f"{MAIN}+{e}" for e in ENCODERS if e != "cnn"]
             + [f"mosi_bc_text_only+{e}" for e in ENCODERS if e != "cnn"],

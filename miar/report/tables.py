@@ -13,6 +13,7 @@ from miar.report.anchors import ANCHORS_BC
 from miar.report.formatting import fmt_ci, fmt_stats, label
 from miar.report.io import prediction_metric, run_dirs
 from miar.report.study import ABLATIONS, ENCODERS, MAIN, METRIC_INFO, NOT_RUN, planned
+from miar.report.tuning import LEARNING_RATES
 
 
 def summary_frame(summary: dict, names=None, metrics=METRICS) -> pd.DataFrame:
@@ -131,7 +132,7 @@ def variants(summary: dict, base: str = MAIN) -> list[str]:
 
 
 def ablation_names(summary: dict, overrides: dict[str, list[str]], base: str = MAIN) -> list[str]:
-    """Ablation variants of ``base`` (text encoders excluded): ABLATIONS, then any others in the study
-    sweep or in the results, in that order."""
+    """Ablation variants of ``base`` (text encoders and the tuning budget's rates excluded): ABLATIONS,
+    then any others in the study sweep or in the results, in that order."""
     extra = [n.split("+", 1)[1] for n in [*overrides, *summary] if n.startswith(base + "+")]
-    return list(dict.fromkeys(v for v in [*ABLATIONS, *extra] if v not in ENCODERS))
+    return list(dict.fromkeys(v for v in [*ABLATIONS, *extra] if v not in ENCODERS and v not in LEARNING_RATES))

@@ -1,0 +1,146 @@
+"""The performance chapter and the README's speed line: ``miar bench`` JSON files (``results/bench/``)
+and the sweep records (``results/sweeps/``), as tables of targets and as figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from miar.report.study import NOT_RUN
+
+TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
+TARGET_EPOCH_S = 30.0  # one MIAR epoch at MOSEI size on 2 CPU cores
+TARGET_STUDY_S = 3600.0  # "well under an hour" for the whole study sweep on 2 CPU cores
+
+
+def load_bench(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def sweep_records(results: str | Path, name: str | None = None) -> pd.DataFrame:
+    """Every ``results/sweeps/<sweep>-<start>.json``, oldest first."""
+    rows = [json.loads(p.read_text()) for p in sorted((Path(results) / "sweeps").glob("*.json"))]
+    df = pd.DataFrame(rows)
+    if df.empty or name is None:
+        return df
+    return df[df["sweep"].map(lambda s: Path(str(s)).stem) == name].reset_index(drop=True)
+
+
+def study_wall(results: str | Path) -> dict | None:
+    """The newest invocation of the ``study`` sweep that ran all of it from scratch without failures."""
+    df = sweep_records(results, "study")
+    if df.empty or "complete_from_scratch" not in df:
+        return None
+    full = df[df["complete_from_scratch"].astype(bool)]
+    return None if full.empty else full.iloc[-1].to_dict()
+
+
+def machine_text(report: dict) -> str:
+    m = report.get("machine", {})
+    dev = m.get("device_name") or m.get("cpu_model", "?")
+    return f"{dev}, {m.get('cores', '?')} cores, {m.get('torch_threads', '?')} torch threads, torch {m.get('torch', '?')}"
+
+
+def targets_table(report: dict, study: dict | None) -> pd.DataFrame:
+    """The issue's measured targets: value, target, met."""
+    rows = []
+    sp = report.get("mult_train_speedup_vs_mmsa")
+    n = len(report.get("mmsa", {}).get("shapes", []))
+    rows.append({"Measure": f"Our MulT-style model over MMSA's MulT, training samples/s (geometric mean of {n} shapes)",
+                 "Value": f"{sp:.2f}×" if sp else NOT_RUN, "Target": f"≥ {TARGET_MMSA}×",
+                 "Met": "-" if sp is None else "yes" if sp >= TARGET_MMSA else "no"})
+    ep = report.get("miar_mosei_epoch_s")
+    rows.append({"Measure": "One MIAR training epoch at MOSEI size (16,326 samples, aligned, batch 64)",
+                 "Value": f"{ep:.1f} s" if ep else NOT_RUN, "Target": f"≤ {TARGET_EPOCH_S:.0f} s",
+                 "Met": "-" if ep is None else "yes" if ep <= TARGET_EPOCH_S else "no"})
+    if study:
+        w = float(study["wall_s"])
+        rows.append({"Measure": f"The whole study sweep ({study['runs_in_sweep']} runs, {study['workers']} workers)",
+                     "Value": f"{w / 60:.1f} min", "Target": "well under 60 min",
+                     "Met": "yes" if w <= TARGET_STUDY_S else "no"})
+    else:
+        rows.append({"Measure": "The whole study sweep", "Value": NOT_RUN, "Target": "well under 60 min", "Met": "-"})
+    return pd.DataFrame(rows)
+
+
+def mmsa_table(report: dict) -> pd.DataFrame:
+    mm = report.get("mmsa", {})
+    return pd.DataFrame([{"Shape": f"{r['preset']} {'aligned' if r['aligned'] else 'unaligned'}", "Batch": r["batch"],
+                          "Ours (samples/s)": round(r["ours_samples_per_s"], 1),
+                          "MMSA (samples/s)": round(r["mmsa_samples_per_s"], 1),
+                          "Speedup": f"{r['speedup']:.2f}×"} for r in mm.get("shapes", [])])
+
+
+def models_table(report: dict, batch: int = 64) -> pd.DataFrame:
+    """Training samples/s, inference ms per batch, FLOPs per sample and fraction of the matmul peak."""
+    rows = [r for r in report.get("models", []) if r["batch"] == batch]
+    return pd.DataFrame([{"Model": r["model"], "Shape": f"{r['preset']} {'aligned' if r['aligned'] else 'unaligned'}",
+                          "Train samples/s": round(r["train_samples_per_s"], 1),
+                          "Inference ms/batch": round(r["infer_batch_ms"], 1),
+                          "MFLOP/sample": round(r["flops_per_train_sample"] / 1e6, 1),
+                          "Fraction of matmul peak": f"{100 * r['fraction_of_peak']:.1f}%"} for r in rows])
+
+
+def speedup_figure(report: dict):
+    """Ours vs MMSA's MulT, training samples/s per shape and batch (None without the comparison)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    df = mmsa_table(report)
+    if df.empty:
+        return None
+    x = np.arange(len(df))
+    fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
+    ax.bar(x - 0.2, df["Ours (samples/s)"], 0.4, label="ours (MulT-style)")
+    ax.bar(x + 0.2, df["MMSA (samples/s)"], 0.4, label=f"MMSA {report['mmsa'].get('mmsa_version', '')} MulT")
+    for i, s in enumerate(df["Speedup"]):
+        ax.annotate(s, (x[i] - 0.2, df["Ours (samples/s)"].iloc[i]), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [f"{s}\nB={b}" for s, b in zip(df["Shape"], df["Batch"])], fontsize=8)
+    ax.set_ylabel("training samples/s")
+    ax.set_yscale("log")
+    ax.legend(frameon=False)
+    return fig
+
+
+def scaling_figure(report: dict):
+    """One MIAR epoch's time and peak memory against the dataset size (None without the section)."""
+    import matplotlib.pyplot as plt
+
+    rows = report.get("epoch_scaling", [])
+    if not rows:
+        return None
+    n = [r["n_samples"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3), constrained_layout=True)
+    a.plot(n, [r["epoch_s"] for r in rows], "o-")
+    a.axhline(TARGET_EPOCH_S, ls="--", color="grey", lw=1)
+    a.set_xlabel("samples per epoch")
+    a.set_ylabel("seconds per epoch")
+    for r in rows:
+        a.annotate(r["size"], (r["n_samples"], r["epoch_s"]), fontsize=8, textcoords="offset points", xytext=(4, -10))
+    b.plot(n, [r["peak_memory_mb"] for r in rows], "o-", color="tab:orange")
+    b.set_xlabel("samples per epoch")
+    b.set_ylabel("peak memory (MB)")
+    return fig
+
+
+def readme_speed(results: str | Path) -> str | None:
+    """The README's speed sentence from ``results/bench/cpu.json`` and the study's sweep record."""
+    path = Path(results) / "bench" / "cpu.json"
+    if not path.is_file():
+        return None
+    report, study = load_bench(path), study_wall(results)
+    parts = []
+    sp = report.get("mult_train_speedup_vs_mmsa")
+    if sp:
+        parts.append(f"our MulT-style model trains **{sp:.2f}×** as fast as MMSA {report['mmsa'].get('mmsa_version', '')}'s "
+                     f"MulT with the same hyperparameters (geometric mean over {len(report['mmsa']['shapes'])} shapes)")
+    if report.get("miar_mosei_epoch_s"):
+        parts.append(f"one MIAR epoch at MOSEI size takes {report['miar_mosei_epoch_s']:.1f} s")
+    if study:
+        parts.append(f"the whole study sweep ({study['runs_in_sweep']} runs) took {float(study['wall_s']) / 60:.0f} min "
+                     f"with {study['workers']} workers (`results/sweeps/`)")
+    if not parts:
+        return None
+    return f"Speed on {machine_text(report)} (`results/bench/cpu.json`): " + "; ".join(parts) + "."
