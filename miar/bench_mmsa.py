@@ -54,8 +54,7 @@ def available() -> tuple[bool, str]:
         return True, version("MMSA")
     except Exception as e:  # noqa: BLE001 - any import failure means "not available"
         return False, (f"MMSA's MulT cannot be imported ({type(e).__name__}: {e}); install the bench extra: "
-                       "pip install --no-deps MMSA==2.2.1 easydict==1.14 nvidia-ml-py3==7.352.0 "
-                       "(and transformers, which its import path needs)")
+                       "pip install -e .[bench] (or make bench)")
 
 
 def mmsa_args(dims: dict[str, int], d: int, n_heads: int, n_layers: int, dropout: float) -> SimpleNamespace:
