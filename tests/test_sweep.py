@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from miar import cli
+from miar import config as C
 from miar.config import ConfigError
 from miar.metrics import METRICS
 from miar.sweep import check_parameters, load_sweep
@@ -173,3 +174,13 @@ def test_shipped_smoke_sweep_and_collect(tmp_path, monkeypatch):
     assert cli.main(["collect"]) == 0
     summary = json.loads((tmp_path / "results" / "summary.json").read_text())
     assert {k: v["n_seeds"] for k, v in summary["experiments"].items()} == {"smoke": 2, "smoke+no_contrastive": 2}
+
+
+def test_parallel_sweep_runs_equal_a_direct_fit(swept, tmp_path):
+    """Workers split the cores between them, yet a run's metrics are those of a lone ``fit``."""
+    from miar.train import fit
+
+    _, results, _, _ = swept
+    direct = fit(C.load("smoke", TINY, seed=2), tmp_path / "direct")
+    swept_metrics = json.loads((results / "runs" / "smoke" / "s2" / "metrics.json").read_text())
+    assert direct["test"] == swept_metrics["test"] and direct["valid"] == swept_metrics["valid"]
