@@ -6,29 +6,11 @@ import pytest
 import torch
 
 from miar import config as C
-from miar.data.batch import Batch
 from miar.model import build_model, contrastive_pairs
 from miar.model.interaction import JointTokens
 from miar.model.layers import masked_mean, pool
 
-DIMS = {"text": 7, "audio": 3, "vision": 4}
-
-
-def make_batch(b=5, t=(6, 9, 4), context=False):
-    torch.manual_seed(0)
-    if context:
-        t = (5, 5, 5)
-    x = {m: torch.randn(b, n, DIMS[m]) for m, n in zip(DIMS, t)}
-    mask = {m: torch.ones(b, n, dtype=torch.bool) for m, n in zip(DIMS, t)}
-    mask["audio"][0, 4:] = False
-    mask["vision"][1, 1:] = False
-    target = None
-    if context:
-        target = torch.zeros(b, 5, dtype=torch.bool)
-        target[:, 2] = True
-        for m in mask:
-            mask[m][0, :2] = False  # start of a video: no left context
-    return Batch(x=x, mask=mask, y=torch.randn(b), ids=[str(i) for i in range(b)], target=target)
+from batches import DIMS, make_batch  # noqa: I001 (tests/batches.py)
 
 
 def build(**model):

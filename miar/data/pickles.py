@@ -204,18 +204,23 @@ def _load_features(d: dict, source: str, split: str) -> tuple[dict[str, np.ndarr
     return x, n_bad
 
 
-def _mmsa_split(d: dict, source: str, split: str) -> tuple[ModalDataset, int]:
+def _common(d: dict, source: str, split: str, label_key: str, optional: tuple[str, ...] = ()):
+    """Features, ids and labels of one split, every size checked against the others (and against the
+    ``optional`` keys present): -> (x, n_bad, ids, y, n, where)."""
     x, n_bad = _load_features(d, source, split)
     where = f"{source}: split '{split}' key"
     ids = _ids(_need(d, "id", source, split), f"{where} 'id'")
-    labels = _need(d, MMSA_LABEL_KEY, source, split)
+    labels = _need(d, label_key, source, split)
     sizes = {m: x[m].shape[0] for m in MODALITIES}
-    sizes.update({MMSA_LABEL_KEY: _len(labels, f"{where} '{MMSA_LABEL_KEY}'"), "id": len(ids)})
-    for key in ("text_bert", "audio_lengths", "vision_lengths", "raw_text"):
-        if d.get(key) is not None:
-            sizes[key] = _len(d[key], f"{where} '{key}'")
+    sizes.update({label_key: _len(labels, f"{where} '{label_key}'"), "id": len(ids)})
+    sizes.update({k: _len(d[k], f"{where} '{k}'") for k in optional if d.get(k) is not None})
     n = _check_sizes(sizes, source, split)
-    y = _labels(labels, n, f"{where} '{MMSA_LABEL_KEY}'")
+    return x, n_bad, ids, _labels(labels, n, f"{where} '{label_key}'"), n, where
+
+
+def _mmsa_split(d: dict, source: str, split: str) -> tuple[ModalDataset, int]:
+    x, n_bad, ids, y, n, where = _common(d, source, split, MMSA_LABEL_KEY,
+                                         ("text_bert", "audio_lengths", "vision_lengths", "raw_text"))
     mask = {"text": _mmsa_text_mask(d.get("text_bert"), x["text"], f"{where} 'text_bert'")}
     for m in ("audio", "vision"):
         lengths = d.get(f"{m}_lengths")
@@ -240,14 +245,7 @@ def _mmsa_text_mask(text_bert: Any, text: np.ndarray, where: str) -> np.ndarray:
 
 
 def _mult_split(d: dict, source: str, split: str) -> tuple[ModalDataset, int]:
-    x, n_bad = _load_features(d, source, split)
-    where = f"{source}: split '{split}' key"
-    ids = _ids(_need(d, "id", source, split), f"{where} 'id'")
-    labels = _need(d, MULT_LABEL_KEY, source, split)
-    sizes = {m: x[m].shape[0] for m in MODALITIES}
-    sizes.update({MULT_LABEL_KEY: _len(labels, f"{where} '{MULT_LABEL_KEY}'"), "id": len(ids)})
-    n = _check_sizes(sizes, source, split)
-    y = _labels(labels, n, f"{where} '{MULT_LABEL_KEY}'")
+    x, n_bad, ids, y, n, where = _common(d, source, split, MULT_LABEL_KEY)
     mask = {m: _nonzero_mask(x[m]) for m in MODALITIES}
     meta = {"source": source, "split": split, "format": "mult"}
     return _dataset(x, mask, y, ids, meta), n_bad
