@@ -172,7 +172,7 @@ def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, p
     """Embed the lower-cased transcripts with ``encoder``; write ``mosi_<encoder>.npz`` atomically."""
     from tqdm.auto import tqdm
 
-    from miar.data.mosi import base_dir, read_mosi
+    from miar.data.mosi_files import base_dir, read_mosi
 
     check_encoder(encoder)
     offline()
