@@ -26,7 +26,7 @@ from miar.report.figures import curves_figure, forest_figure, page_setup, seed_f
 from miar.report.formatting import fmt, fmt_stats, label, md_table, not_yet_run, show
 from miar.report.io import (alignment_frame, bench_files, env_frame, load_runs, load_summary, notebooks,
                             results_dir, run_dirs, seed_values, staleness)
-from miar.report.perf import (load_bench, mmsa_table, models_table, readme_speed, scaling_figure,
+from miar.report.perf import (epoch_runs_table, load_bench, mmsa_table, models_table, readme_speed, scaling_figure,
                               speedup_figure, study_wall, sweep_records, targets_table)
 from miar.report.provenance import bench_tables, compute_table, environment_table, notebook_links
 from miar.report.readme import END, START, readme_table, update_readme
@@ -42,7 +42,7 @@ from miar.report.verdicts import title_tag, verdict_table, verdicts
 
 __all__ = [
     "ABLATIONS", "ALIGN_RERUN", "ANCHORS_BC", "ANCHORS_STD", "BASELINES", "ENCODERS", "END", "HEADLINE",
-    "LEARNING_RATES", "MAIN", "PRIMARY", "load_bench", "mmsa_table", "models_table", "readme_speed",
+    "LEARNING_RATES", "MAIN", "PRIMARY", "epoch_runs_table", "load_bench", "mmsa_table", "models_table", "readme_speed",
     "scaling_figure", "speedup_figure", "study_wall", "sweep_records", "targets_table", "best_by_validation", "paired", "ranked_by_validation", "tuned_choice", "tuned_rows", "tuning_table",
     "MAIN_TABLE", "NOT_RUN", "RESULTS_ENV", "SPEC", "START", "STD_TABLE", "SYNTH", "SYNTH_VARIANTS",
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "compare",

@@ -12,7 +12,7 @@ from miar.report.study import NOT_RUN
 
 TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
 TARGET_EPOCH_S = 30.0  # one MIAR epoch at MOSEI size on 2 CPU cores
-TARGET_STUDY_S = 3600.0  # "well under an hour" for the whole study sweep on 2 CPU cores
+TARGET_STUDY_S = 2400.0  # "well under an hour" for the whole study on 2 CPU cores, read as <= 40 min
 
 
 def load_bench(path: str | Path) -> dict:
@@ -58,10 +58,11 @@ def targets_table(report: dict, study: dict | None) -> pd.DataFrame:
     if study:
         w = float(study["wall_s"])
         rows.append({"Measure": f"The whole study sweep ({study['runs_in_sweep']} runs, {study['workers']} workers)",
-                     "Value": f"{w / 60:.1f} min", "Target": "well under 60 min",
+                     "Value": f"{w / 60:.1f} min", "Target": f"well under 60 min (≤ {TARGET_STUDY_S / 60:.0f} min)",
                      "Met": "yes" if w <= TARGET_STUDY_S else "no"})
     else:
-        rows.append({"Measure": "The whole study sweep", "Value": NOT_RUN, "Target": "well under 60 min", "Met": "-"})
+        rows.append({"Measure": "The whole study sweep", "Value": NOT_RUN,
+                     "Target": f"well under 60 min (≤ {TARGET_STUDY_S / 60:.0f} min)", "Met": "-"})
     return pd.DataFrame(rows)
 
 
@@ -144,3 +145,20 @@ def readme_speed(results: str | Path) -> str | None:
     if not parts:
         return None
     return f"Speed on {machine_text(report)} (`results/bench/cpu.json`): " + "; ".join(parts) + "."
+
+
+def epoch_runs_table(results: str | Path) -> pd.DataFrame:
+    """``miar_mosei_epoch_s`` of every benchmark file, with its OpenMP wait policy and load."""
+    rows = []
+    for p in sorted((Path(results) / "bench").glob("*.json")):
+        r = load_bench(p)
+        if not isinstance(r, dict) or r.get("miar_mosei_epoch_s") is None:
+            continue
+        m = r.get("machine", {})
+        rows.append({"File": f"`{p.name}`", "Sections run": ", ".join(
+                         k for k in ("models", "mmsa", "epoch_scaling") if r.get(k)),
+                     "OMP_WAIT_POLICY": m.get("omp_wait_policy", "?"),
+                     "Load at start": ", ".join(f"{x:.2f}" for x in m.get("load_average_start", [])),
+                     "MIAR epoch at MOSEI size": f"{r['miar_mosei_epoch_s']:.1f} s",
+                     f"≤ {TARGET_EPOCH_S:.0f} s": "yes" if r["miar_mosei_epoch_s"] <= TARGET_EPOCH_S else "no"})
+    return pd.DataFrame(rows)
