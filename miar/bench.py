@@ -33,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from miar import config as C
 from miar.data import batch_indices
 from miar.data.synthetic import PRESETS, make_synthetic
+from miar.records import atomic_write
 from miar.train import _losses, _setup, train_epoch
 
 MODELS = ("miar", "text_only", "early_fusion", "late_fusion", "bclstm", "mult", "misa")
@@ -344,6 +345,13 @@ def table(report: dict) -> str:
     return "\n".join(out)
 
 
+def omp_policy(choice: str) -> str:
+    """``choice`` unless "auto": then "active" on an idle machine (load < half the cores), else "passive"."""
+    if choice != "auto":
+        return choice
+    return "active" if os.getloadavg()[0] < 0.5 * (os.cpu_count() or 1) else "passive"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="miar bench", description=__doc__.splitlines()[0])
     p.add_argument("--compare", action="append", default=[], choices=["mmsa"],
@@ -351,9 +359,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="FILE", help="write every measurement to FILE")
     p.add_argument("--quick", action="store_true", help="tiny shapes, a smoke run in seconds")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--omp-wait", default="passive", choices=["passive", "active"],
-                   help="OpenMP wait policy (passive: idle threads sleep; active spin-waiting makes "
-                        "multi-threaded steps several times slower on a loaded machine)")
+    p.add_argument("--omp-wait", default="auto", choices=["auto", "passive", "active"],
+                   help="OpenMP wait policy (active: threads spin between parallel regions, fastest on an "
+                        "idle machine; passive: they sleep, much faster on a loaded one; auto: active when "
+                        "the 1-minute load average is below half the cores)")
     p.add_argument("--results", default="results", help="where the study's run records are")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     p.add_argument("--sections", default=",".join(SECTIONS),
@@ -367,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not set(args.sections.split(",")) <= set(SECTIONS):
         p.error(f"--sections: choose from {', '.join(SECTIONS)}")
-    policy = args.omp_wait.upper()
+    policy = omp_policy(args.omp_wait).upper()
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != policy and "MIAR_BENCH_CHILD" not in os.environ:
         # the OpenMP runtime reads its wait policy once, when torch is loaded: run in a fresh process
         env = {**os.environ, "OMP_WAIT_POLICY": policy, "MIAR_BENCH_CHILD": "1"}
@@ -379,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write(path, json.dumps(report, indent=2) + "\n")  # a failed run leaves the old file
         print(f"wrote {path}")
     return 0
 

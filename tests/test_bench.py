@@ -95,3 +95,11 @@ def test_mmsa_comparison_quick():
     got = bench_mmsa.compare(s, log=lambda _: None)
     assert got["available"] and len(got["shapes"]) == len(s.shapes) * len(s.batches)
     assert all(r["speedup"] > 0 for r in got["shapes"]) and got["speedup_geomean"] > 0
+
+
+def test_omp_policy_auto_follows_the_load(monkeypatch):
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert bench.omp_policy("auto") == "active" and bench.omp_policy("passive") == "passive"
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    assert bench.omp_policy("auto") == "passive" and bench.omp_policy("active") == "active"
