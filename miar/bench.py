@@ -349,6 +349,8 @@ def omp_policy(choice: str) -> str:
     """``choice`` unless "auto": then "active" on an idle machine (load < half the cores), else "passive"."""
     if choice != "auto":
         return choice
+    if os.environ.get("OMP_WAIT_POLICY", "").lower() in ("active", "passive"):
+        return os.environ["OMP_WAIT_POLICY"].lower()  # already chosen for this process: keep it
     return "active" if os.getloadavg()[0] < 0.5 * (os.cpu_count() or 1) else "passive"
 
 

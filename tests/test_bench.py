@@ -98,8 +98,11 @@ def test_mmsa_comparison_quick():
 
 
 def test_omp_policy_auto_follows_the_load(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     assert bench.omp_policy("auto") == "active" and bench.omp_policy("passive") == "passive"
     monkeypatch.setattr(bench.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
     assert bench.omp_policy("auto") == "passive" and bench.omp_policy("active") == "active"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # set by the caller: auto keeps it
+    assert bench.omp_policy("auto") == "active"
