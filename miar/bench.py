@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from miar import config as C
 from miar.data import batch_indices
 from miar.data.synthetic import PRESETS, make_synthetic
-from miar.records import atomic_write
+from miar.records import atomic_write, cpu_model
 from miar.train import _losses, _setup, train_epoch
 
 MODELS = ("miar", "text_only", "early_fusion", "late_fusion", "bclstm", "mult", "misa")
@@ -74,12 +74,6 @@ def settings(quick: bool, device: str) -> Settings:
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def cpu_model() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    names = [ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")]
-    return names[0] if names else platform.processor() or platform.machine()
 
 
 def machine(device: str) -> dict:

@@ -49,7 +49,7 @@ def _data_check(args) -> int:
 def _sweep(args) -> int:
     from miar.sweep import run_sweep
     return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run,
-                     redo_changed=args.redo_changed)
+                     redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels)
 
 
 def _align(args) -> int:
@@ -115,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     s.add_argument("--redo-changed", action="store_true",
                    help="redo complete runs whose config differs (never done by default)")
+    s.add_argument("--fresh-kernels", action="store_true",
+                   help="a new Jupyter kernel per run (default: one per worker, reset between runs)")
     s.set_defaults(func=_sweep)
 
     k = sub.add_parser("collect", help="tables and summary.json from the run records")

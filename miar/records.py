@@ -102,12 +102,20 @@ def git_commit() -> dict:
     return {"commit": head, "dirty": dirty}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows. CPU results are
+    bitwise reproducible on the same CPU model; another one may differ in the last digits."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    names = [ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def environment(device: str, threads: int, wall_time_s: float) -> dict:
     import numpy
     import torch
 
     from miar import __version__
-    dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor()
+    dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_model()
     return {
         **git_commit(),
         "miar": __version__, "python": sys.version.split()[0], "torch": torch.__version__,

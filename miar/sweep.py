@@ -16,7 +16,8 @@ Each run is executed with papermill (parameters ``experiment, seed, overrides, r
 ``<experiment>`` includes ``+<variant>``. A variant's config gets ``name=<experiment>+<variant>`` as its first
 override, so the run record names its experiment. Every config is resolved strictly before anything runs.
 A run whose record is complete with the same resolved ``config.yaml`` text is skipped; any other existing
-run directory is cleared and redone. Failed runs keep their executed notebook (and ``<run>.log``, the
+run directory is cleared and redone. Each worker keeps one Jupyter kernel for its runs and resets its
+namespace between them (:mod:`miar.kernel`; ``--fresh-kernels`` starts one per run). Failed runs keep their executed notebook (and ``<run>.log``, the
 kernel's stdout/stderr); the others go on, and the command exits 1 naming the failures.
 
 Threads: with ``--workers N`` each kernel gets ``OMP_NUM_THREADS=MKL_NUM_THREADS=max(1, cores // N)`` in
@@ -45,7 +46,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from miar import config as C
-from miar.records import atomic_write, git_commit, is_complete
+from miar.records import atomic_write, cpu_model, git_commit, is_complete
 
 SWEEPS_DIR = C.EXPERIMENTS_DIR / "sweeps"
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -192,6 +193,8 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
     """Worker (its own process): run one notebook with papermill. Returns (key, error or None, seconds).
 
     The worker's and the kernel's stdout/stderr go to ``<notebook>.log``, kept only when the run fails.
+    With ``job["reuse_kernel"]`` the worker keeps one kernel for all its notebooks (:mod:`miar.kernel`);
+    its output goes to a worker file whose part written during a failed run is appended to that log.
     """
     t0 = time.time()
     os.environ.update(job["env"])
@@ -202,10 +205,18 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
     os.close(fd)
     import papermill as pm
 
+    engine, kernel_from = None, 0
+    if job.get("reuse_kernel"):
+        from miar import kernel
+
+        if kernel.ReusedKernelEngine.kernel_log is None:
+            import tempfile
+            kernel.ReusedKernelEngine.kernel_log = tempfile.TemporaryFile()
+        engine, kernel_from = kernel.ENGINE, kernel.ReusedKernelEngine.kernel_log.seek(0, os.SEEK_END)
     err = None
     try:
         pm.execute_notebook(job["notebook"], job["output"], parameters=job["parameters"],
-                            progress_bar=False, log_output=False, cwd=job["cwd"])
+                            progress_bar=False, log_output=False, cwd=job["cwd"], engine_name=engine)
     except pm.PapermillExecutionError as e:
         err = f"{e.ename}: {e.evalue}"
     except Exception as e:  # kernel died, notebook unreadable, ...
@@ -214,6 +225,11 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
         err = "the notebook finished without a complete run record"
     if err is None:
         log.unlink(missing_ok=True)
+    elif engine is not None:  # keep the kernel's words on this run, and start the next run afresh
+        kernel.shutdown()
+        kernel.ReusedKernelEngine.kernel_log.seek(kernel_from)
+        with open(log, "ab") as f:
+            f.write(kernel.ReusedKernelEngine.kernel_log.read())
     return job["key"], err, time.time() - t0
 
 
@@ -241,10 +257,10 @@ def _kernel_env(workers: int) -> dict[str, str]:
     return env
 
 
-def _job(run: Run, notebook: Path, results: Path, env: dict) -> dict:
+def _job(run: Run, notebook: Path, results: Path, env: dict, reuse_kernel: bool = True) -> dict:
     run_dir = run.run_dir(results)
     return {"key": run.key, "notebook": str(notebook), "output": str(run.notebook_path(results)),
-            "run_dir": str(run_dir), "cwd": os.getcwd(), "env": env,
+            "run_dir": str(run_dir), "cwd": os.getcwd(), "env": env, "reuse_kernel": reuse_kernel,
             "parameters": {"experiment": run.experiment, "seed": run.seed,
                            "overrides": list(run.overrides), "run_dir": str(run_dir)}}
 
@@ -280,23 +296,24 @@ def results_lock(results: Path):
 
 
 def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_run: bool = False,
-              progress: bool = True, redo_changed: bool = False) -> int:
+              progress: bool = True, redo_changed: bool = False, fresh_kernels: bool = False) -> int:
     """Execute the sweep's pending runs; 0 when every run is complete, 1 when some failed.
 
     Complete records are never modified: one whose config differs from the sweep's is an error
     unless ``redo_changed``. Incomplete run directories (a crash, a kill) are cleared and redone.
+    Each worker keeps one kernel for its runs (:mod:`miar.kernel`) unless ``fresh_kernels``.
     """
     if workers < 1:
         raise C.ConfigError(f"--workers must be >= 1, got {workers}")
     results = Path(results)
     notebook, runs = load_sweep(name)
     if dry_run:
-        return _run_sweep(name, results, notebook, runs, workers, True, progress, redo_changed)
+        return _run_sweep(name, results, notebook, runs, workers, True, progress, redo_changed, fresh_kernels)
     with results_lock(results):
-        return _run_sweep(name, results, notebook, runs, workers, False, progress, redo_changed)
+        return _run_sweep(name, results, notebook, runs, workers, False, progress, redo_changed, fresh_kernels)
 
 
-def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_changed) -> int:
+def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_changed, fresh_kernels) -> int:
     from tqdm import tqdm
 
     states = {r.key: status(r, results) for r in runs}
@@ -326,7 +343,7 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
             shutil.rmtree(r.run_dir(results))  # incomplete or for another config: redo cleanly
         r.run_dir(results).mkdir(parents=True)
         r.notebook_path(results).parent.mkdir(parents=True, exist_ok=True)
-        jobs.append(_job(r, notebook, results, env))
+        jobs.append(_job(r, notebook, results, env, reuse_kernel=not fresh_kernels))
     failures = []
     if not jobs:
         return 0
@@ -342,7 +359,8 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
             if err is not None:
                 failures.append((key, err))
     bar.close()
-    _write_sweep_record(results, name, started, time.time() - t0, workers, len(runs), len(jobs), failures)
+    _write_sweep_record(results, name, started, time.time() - t0, workers, len(runs), len(jobs), failures,
+                        fresh_kernels)
     if failures:
         for key, err in sorted(failures):
             nb = results / "notebooks" / f"{key}.ipynb"
@@ -353,16 +371,18 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
 
 
 def _write_sweep_record(results: Path, name: str, started: str, wall_s: float, workers: int,
-                        n_runs: int, n_executed: int, failures: list) -> Path:
+                        n_runs: int, n_executed: int, failures: list, fresh_kernels: bool = False) -> Path:
     """``results/sweeps/<name>-<start>.json``: one invocation's wall time (a new file each time).
 
     ``complete_from_scratch`` is true when this invocation ran every run of the sweep and none
     failed: then ``wall_s`` is the time the whole sweep takes on this machine."""
     record = {"sweep": name, "started_utc": started, "wall_s": round(wall_s, 1), "workers": workers,
               "omp_threads_per_worker": int(_kernel_env(workers).get("OMP_NUM_THREADS", 1)),
+              "kernels": "fresh per run" if fresh_kernels else "one per worker, reset between runs",
               "runs_in_sweep": n_runs, "runs_executed": n_executed, "runs_failed": len(failures),
               "complete_from_scratch": n_executed == n_runs and not failures,
               "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+              "cpu_model": cpu_model(),
               "load_average_end": [round(x, 2) for x in os.getloadavg()], **git_commit()}
     path = results / "sweeps" / f"{Path(name).stem}-{started.replace(':', '')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

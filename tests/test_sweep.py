@@ -64,6 +64,7 @@ def test_sweep_layout_and_failure(swept):
     rec = json.loads(record.read_text())
     assert rec["runs_executed"] == rec["runs_in_sweep"] == 4 and rec["runs_failed"] == 1
     assert rec["complete_from_scratch"] is False and rec["wall_s"] > 0 and rec["workers"] == 2
+    assert rec["kernels"] == "one per worker, reset between runs"
     nb = json.loads((results / "notebooks" / "smoke" / "s2.ipynb").read_text())
     assert nb["metadata"]["papermill"]["parameters"] == {
         "experiment": "smoke", "seed": 2, "overrides": TINY, "run_dir": "results/runs/smoke/s2"}
@@ -184,3 +185,29 @@ def test_parallel_sweep_runs_equal_a_direct_fit(swept, tmp_path):
     direct = fit(C.load("smoke", TINY, seed=2), tmp_path / "direct")
     swept_metrics = json.loads((results / "runs" / "smoke" / "s2" / "metrics.json").read_text())
     assert direct["test"] == swept_metrics["test"] and direct["valid"] == swept_metrics["valid"]
+
+
+def test_reused_kernels_start_each_notebook_afresh(swept):
+    """Each worker keeps its kernel, yet every notebook's execution counts start at 1 (the reset ran)."""
+    _, results, _, _ = swept
+    for key in ("smoke/s1", "smoke/s2", "smoke+nocon/s1"):
+        nb = json.loads((results / "notebooks" / f"{key}.ipynb").read_text())
+        counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"]
+        assert counts == list(range(1, len(counts) + 1)), (key, counts)
+
+
+def test_fresh_kernels_give_the_same_runs(swept, tmp_path, monkeypatch):
+    """``--fresh-kernels`` (a kernel per run) and the default reused kernels write the same metrics."""
+    _, results, _, _ = swept
+    sweep = tmp_path / "one.yaml"
+    sweep.write_text(json.dumps({"notebook": "train.ipynb", "seeds": [1],
+                                 "runs": [{"experiment": "smoke", "variant": "nocon",
+                                           "overrides": TINY + ["loss.weight=0"]}]}))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", str(sweep), "--results", "results", "--fresh-kernels"]) == 0
+    (record,) = (tmp_path / "results" / "sweeps").glob("one-*.json")
+    assert json.loads(record.read_text())["kernels"] == "fresh per run"
+    fresh = json.loads((tmp_path / "results" / "runs" / "smoke+nocon" / "s1" / "metrics.json").read_text())
+    reused = json.loads((results / "runs" / "smoke+nocon" / "s1" / "metrics.json").read_text())
+    assert fresh["test"] == reused["test"] and fresh["valid"] == reused["valid"]
