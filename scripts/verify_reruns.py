@@ -1,7 +1,8 @@
 """Rerun committed runs from their config.yaml and compare test metrics exactly (CPU determinism).
 
     python scripts/verify_reruns.py results/runs/<experiment>/<run> [...]   # or --sample N --results DIR
-Prints one line per run and exits 1 if any rerun differs.
+Prints one line per run and exits 1 if any rerun differs; ``--json FILE`` also writes every comparison with
+the CPU of the record and of the rerun (bitwise equality is expected on the same CPU model only).
 """
 
 import argparse
@@ -12,12 +13,13 @@ import tempfile
 from pathlib import Path
 
 from miar import config as C
-from miar.records import is_complete
+from miar.records import atomic_write, cpu_model, git_commit, is_complete
 from miar.train import fit
 
 
-def verify(run_dir: Path) -> bool:
+def verify(run_dir: Path) -> dict:
     recorded = json.loads((run_dir / "metrics.json").read_text())["test"]
+    recorded_on = json.loads((run_dir / "env.json").read_text()).get("device_name")
     cfg = C.load(str(run_dir / "config.yaml"))
     cfg = C.merge(cfg, {"train": {"progress": False, "save_model": False}})
     with tempfile.TemporaryDirectory() as tmp:
@@ -25,7 +27,8 @@ def verify(run_dir: Path) -> bool:
     same = rerun == recorded
     diff = {k: (recorded[k], rerun[k]) for k in recorded if recorded[k] != rerun[k]}
     print(f"{'same' if same else 'DIFFERENT'} {run_dir} {'' if same else diff}", flush=True)
-    return same
+    return {"run": str(run_dir), "same": same, "recorded_on": recorded_on, "rerun_on": cpu_model(),
+            "commit": git_commit()["commit"], "differences": diff}
 
 
 def main() -> int:
@@ -34,12 +37,17 @@ def main() -> int:
     p.add_argument("--sample", type=int, default=0, help="verify this many random complete runs")
     p.add_argument("--results", default="results")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the comparisons here (e.g. results/reruns/verify.json)")
     a = p.parse_args()
     runs = [Path(r) for r in a.runs]
     if a.sample:
         pool = sorted(d for d in Path(a.results, "runs").glob("*/*") if is_complete(d))
         runs += random.Random(a.seed).sample(pool, min(a.sample, len(pool)))
-    return 0 if all([verify(r) for r in runs]) else 1
+    checks = [verify(r) for r in runs]
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(a.json), json.dumps({"runs": checks}, indent=1) + "\n")
+    return 0 if all(c["same"] for c in checks) else 1
 
 
 if __name__ == "__main__":

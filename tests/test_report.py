@@ -318,3 +318,34 @@ def test_performance_targets_and_readme_speed(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
     assert R.speedup_figure(bench) is not None and R.scaling_figure(bench) is not None
+
+
+def test_kernel_overhead_pairs_fresh_and_reused_sweeps(tmp_path):
+    assert R.kernel_overhead(tmp_path).empty
+    (tmp_path / "sweeps").mkdir()
+    base = {"sweep": "/x/main.yaml", "workers": 2, "runs_in_sweep": 35, "runs_executed": 35, "runs_failed": 0,
+            "complete_from_scratch": True, "cpu_model": "fake CPU"}
+    for start, kernels, wall in (("20260101T000000Z", "fresh per run", 300.0),
+                                 ("20260101T010000Z", "one per worker, reset between runs", 200.0)):
+        (tmp_path / "sweeps" / f"main-{start}.json").write_text(json.dumps({**base, "kernels": kernels,
+                                                                             "wall_s": wall}))
+    (tmp_path / "sweeps" / "main-20250101T000000Z.json").write_text(json.dumps({**base, "wall_s": 999.0}))  # older
+    t = R.kernel_overhead(tmp_path)
+    assert list(t["Kernels"]) == ["fresh per run", "one per worker, reset between runs", "fresh / reused"]
+    assert t["Wall (min)"].iloc[-1] == "1.50×" and t["Worker-s per run"].iloc[1] == round(200 * 2 / 35, 1)
+
+
+def test_rerun_and_cross_machine_tables(tmp_path):
+    assert R.rerun_table(tmp_path).empty and R.cross_machine(tmp_path) is None
+    (tmp_path / "reruns").mkdir()
+    (tmp_path / "reruns" / "verify.json").write_text(json.dumps({"runs": [
+        {"run": "results/runs/a/s1", "same": True, "recorded_on": "X", "rerun_on": "X", "commit": "abc",
+         "differences": {}},
+        {"run": "results/runs/b/s1", "same": False, "recorded_on": "X", "rerun_on": "Y", "commit": "abc",
+         "differences": {"mae": [0.1, 0.2]}}]}))
+    t = R.rerun_table(tmp_path)
+    assert list(t["Test metrics"]) == ["identical", "differ: ['mae']"] and list(t["Run"]) == ["a/s1", "b/s1"]
+    cmp = {"old": {"label": "A"}, "new": {"device_name": "B"}, "experiments": [
+        {"experiment": "e", "n": 5, "old_mae": 0.8, "new_mae": 0.81, "old_has0_acc2": 0.7, "new_has0_acc2": 0.7}]}
+    t = R.cross_machine_table(cmp)
+    assert t["Δ MAE"].item() == 0.01 and "MAE (A)" in t and "MAE (B)" in t

@@ -80,3 +80,34 @@ def notebook_links(results: str | Path, doc_dir: str | Path) -> str:
         done = (Path(results) / "runs" / exp / nb.stem / "metrics.json").is_file()
         groups.setdefault(exp, []).append(f"{{download}}`{nb.stem} <{rel}>`" + ("" if done else " (incomplete)"))
     return "\n".join(f"- `{exp}`: " + ", ".join(links) for exp, links in groups.items())
+
+
+def rerun_table(results: str | Path) -> pd.DataFrame:
+    """``results/reruns/verify.json`` (``scripts/verify_reruns.py --json``): each rerun against its record."""
+    path = Path(results) / "reruns" / "verify.json"
+    if not path.is_file():
+        return pd.DataFrame()
+    rows = json.loads(path.read_text())["runs"]
+    return pd.DataFrame([{"Run": Path(r["run"]).parent.name + "/" + Path(r["run"]).name,
+                          "Recorded on": r["recorded_on"], "Rerun on": r["rerun_on"],
+                          "Rerun at commit": str(r["commit"])[:10],
+                          "Test metrics": "identical" if r["same"] else f"differ: {sorted(r['differences'])}"}
+                         for r in rows])
+
+
+def cross_machine(results: str | Path, name: str = "cross_cpu") -> dict | None:
+    """``results/reruns/<name>.json`` (``scripts/compare_records.py``): the same configs run twice
+    (``cross_cpu``: the study on two CPUs; ``fresh_kernels``: the main table with a kernel per run)."""
+    path = Path(results) / "reruns" / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def cross_machine_table(cmp: dict) -> pd.DataFrame:
+    """Per experiment: the mean test MAE and Has0 Acc-2 of the same configs on the two machines."""
+    df = pd.DataFrame(cmp["experiments"])
+    old, new = (cmp[k].get("label") or cmp[k].get("device_name") for k in ("old", "new"))
+    return pd.DataFrame({"Experiment": df["experiment"], "Seeds": df["n"],
+                         f"MAE ({old})": df["old_mae"].round(4), f"MAE ({new})": df["new_mae"].round(4),
+                         "Δ MAE": (df["new_mae"] - df["old_mae"]).round(4),
+                         f"Acc-2 ({old})": df["old_has0_acc2"].round(4), f"Acc-2 ({new})": df["new_has0_acc2"].round(4),
+                         "Δ Acc-2": (df["new_has0_acc2"] - df["old_has0_acc2"]).round(4)})
