@@ -164,7 +164,9 @@ def readme_speed(results: str | Path) -> str | None:
                      f"MulT with the same hyperparameters (geometric mean over {len(report['mmsa']['shapes'])} shapes)")
     if report.get("miar_mosei_epoch_s"):
         policy = report.get("machine", {}).get("omp_wait_policy", "?")
+        cpu = report.get("machine", {}).get("cpu_model")
         others = [(p.name, load_bench(p)) for p in sorted(path.parent.glob("*.json")) if p != path]
+        others = [(name, r) for name, r in others if isinstance(r, dict) and r.get("machine", {}).get("cpu_model") == cpu]
         others = [f"{r['miar_mosei_epoch_s']:.1f} s with the {r['machine'].get('omp_wait_policy', '?').lower()} "
                   f"policy in `{name}`" for name, r in others
                   if isinstance(r, dict) and r.get("miar_mosei_epoch_s") and "machine" in r]
@@ -188,7 +190,7 @@ def epoch_runs_table(results: str | Path) -> pd.DataFrame:
         if not isinstance(r, dict) or r.get("miar_mosei_epoch_s") is None:
             continue
         m = r.get("machine", {})
-        rows.append({"File": f"`{p.name}`", "Sections run": ", ".join(
+        rows.append({"File": f"`{p.name}`", "CPU": m.get("cpu_model", "?"), "Sections run": ", ".join(
                          k for k in ("models", "mmsa", "epoch_scaling") if r.get(k)),
                      "OMP_WAIT_POLICY": m.get("omp_wait_policy", "?"),
                      "Load at start": ", ".join(f"{x:.2f}" for x in m.get("load_average_start", [])),
