@@ -17,8 +17,9 @@ Each run is executed with papermill (parameters ``experiment, seed, overrides, r
 override, so the run record names its experiment. Every config is resolved strictly before anything runs.
 A run whose record is complete with the same resolved ``config.yaml`` text is skipped; any other existing
 run directory is cleared and redone. Each worker keeps one Jupyter kernel for its runs and resets its
-namespace between them (:mod:`miar.kernel`; ``--fresh-kernels`` starts one per run). Failed runs keep their executed notebook (and ``<run>.log``, the
-kernel's stdout/stderr); the others go on, and the command exits 1 naming the failures.
+namespace between them (:mod:`miar.kernel`; ``--fresh-kernels`` starts one per run). Failed runs keep
+their executed notebook (and ``<run>.log``, the kernel's stdout/stderr); the others go on, and the
+command exits 1 naming the failures.
 
 Threads: with ``--workers N`` each kernel gets ``OMP_NUM_THREADS=MKL_NUM_THREADS=max(1, cores // N)`` in
 its environment; torch takes its default thread count from it (with ``train.threads=0``, the default), so the

@@ -335,8 +335,8 @@ def test_kernel_overhead_pairs_fresh_and_reused_sweeps(tmp_path):
     assert t["Wall (min)"].iloc[-1] == "1.50×" and t["Worker-s per run"].iloc[1] == round(200 * 2 / 35, 1)
 
 
-def test_rerun_and_cross_machine_tables(tmp_path):
-    assert R.rerun_table(tmp_path).empty and R.cross_machine(tmp_path) is None
+def test_rerun_and_rerun_comparison_tables(tmp_path):
+    assert R.rerun_table(tmp_path).empty and R.rerun_comparison(tmp_path) is None
     (tmp_path / "reruns").mkdir()
     (tmp_path / "reruns" / "verify.json").write_text(json.dumps({"runs": [
         {"run": "results/runs/a/s1", "same": True, "recorded_on": "X", "rerun_on": "X", "commit": "abc",
@@ -347,5 +347,5 @@ def test_rerun_and_cross_machine_tables(tmp_path):
     assert list(t["Test metrics"]) == ["identical", "differ: ['mae']"] and list(t["Run"]) == ["a/s1", "b/s1"]
     cmp = {"old": {"label": "A"}, "new": {"device_name": "B"}, "experiments": [
         {"experiment": "e", "n": 5, "old_mae": 0.8, "new_mae": 0.81, "old_has0_acc2": 0.7, "new_has0_acc2": 0.7}]}
-    t = R.cross_machine_table(cmp)
+    t = R.rerun_comparison_table(cmp)
     assert t["Δ MAE"].item() == 0.01 and "MAE (A)" in t and "MAE (B)" in t

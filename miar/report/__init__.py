@@ -28,8 +28,8 @@ from miar.report.io import (alignment_frame, bench_files, env_frame, load_runs, 
                             results_dir, run_dirs, seed_values, staleness)
 from miar.report.perf import (epoch_runs_table, kernel_overhead, load_bench, mmsa_table, models_table, readme_speed, scaling_figure,
                               speedup_figure, study_wall, sweep_records, targets_table)
-from miar.report.provenance import (bench_tables, compute_table, cross_machine, cross_machine_table,
-                                    environment_table, notebook_links, rerun_table)
+from miar.report.provenance import (bench_tables, compute_table, environment_table, notebook_links,
+                                    rerun_comparison, rerun_comparison_table, rerun_table)
 from miar.report.readme import END, START, readme_table, update_readme
 from miar.report.spec import SPEC, config_value, inferred_keys, main_config, spec_table, study_overrides
 from miar.report.sphinx import setup
@@ -47,10 +47,10 @@ __all__ = [
     "scaling_figure", "speedup_figure", "study_wall", "sweep_records", "targets_table", "best_by_validation", "paired", "ranked_by_validation", "tuned_choice", "tuned_rows", "tuning_table",
     "MAIN_TABLE", "NOT_RUN", "RESULTS_ENV", "SPEC", "START", "STD_TABLE", "SYNTH", "SYNTH_VARIANTS",
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "compare",
-    "comparison_table", "compute_table", "config_value", "cross_machine", "cross_machine_table", "rerun_table", "curves_figure", "env_frame", "environment_table", "fmt",
+    "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
     "fmt_stats", "forest_figure", "gate_table", "gate_vs_truth", "inferred_keys", "label", "load_runs",
     "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
-    "present", "readme_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
+    "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
     "update_readme", "variants", "verdict_table", "verdicts", "welch",
 ]

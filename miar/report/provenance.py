@@ -95,14 +95,14 @@ def rerun_table(results: str | Path) -> pd.DataFrame:
                          for r in rows])
 
 
-def cross_machine(results: str | Path, name: str = "cross_cpu") -> dict | None:
+def rerun_comparison(results: str | Path, name: str = "cross_cpu") -> dict | None:
     """``results/reruns/<name>.json`` (``scripts/compare_records.py``): the same configs run twice
     (``cross_cpu``: the study on two CPUs; ``fresh_kernels``: the main table with a kernel per run)."""
     path = Path(results) / "reruns" / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def cross_machine_table(cmp: dict) -> pd.DataFrame:
+def rerun_comparison_table(cmp: dict) -> pd.DataFrame:
     """Per experiment: the mean test MAE and Has0 Acc-2 of the same configs on the two machines."""
     df = pd.DataFrame(cmp["experiments"])
     old, new = (cmp[k].get("label") or cmp[k].get("device_name") for k in ("old", "new"))
