@@ -55,6 +55,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the directory that holds m
 _SWEEP_KEYS = {"notebook", "seeds", "runs", "description"}
 _ENTRY_KEYS = {"experiment", "variant", "overrides", "seeds"}
 _VARIANT = re.compile(r"^[A-Za-z0-9_.-]+$")
+KERNELS_FRESH, KERNELS_REUSED = "fresh per run", "one per worker, reset between runs"  # sweep records' "kernels"
 
 
 # ----------------------------------------------------------------------------- notebook side
@@ -379,7 +380,7 @@ def _write_sweep_record(results: Path, name: str, started: str, wall_s: float, w
     failed: then ``wall_s`` is the time the whole sweep takes on this machine."""
     record = {"sweep": name, "started_utc": started, "wall_s": round(wall_s, 1), "workers": workers,
               "omp_threads_per_worker": int(_kernel_env(workers).get("OMP_NUM_THREADS", 1)),
-              "kernels": "fresh per run" if fresh_kernels else "one per worker, reset between runs",
+              "kernels": KERNELS_FRESH if fresh_kernels else KERNELS_REUSED,
               "runs_in_sweep": n_runs, "runs_executed": n_executed, "runs_failed": len(failures),
               "complete_from_scratch": n_executed == n_runs and not failures,
               "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),

@@ -17,17 +17,19 @@ import statistics
 import sys
 from pathlib import Path
 
-from miar.records import atomic_write, is_complete
+from miar.records import atomic_write
+from miar.report.io import run_dirs
 
 MEANS = ("mae", "has0_acc2", "non0_acc2", "corr")
 
 
 def _runs(results: Path) -> dict[str, Path]:
-    return {f"{d.parent.name}/{d.name}": d for d in sorted(Path(results, "runs").glob("*/*")) if is_complete(d)}
+    return {f"{d.parent.name}/{d.name}": d for d in run_dirs(results)}
 
 
-def _env(run: Path) -> dict:
-    return json.loads((run / "env.json").read_text())
+def _env(runs: dict[str, Path]) -> dict:
+    """The ``env.json`` of one run (the commit and device of a study are those of each of its runs)."""
+    return json.loads((next(iter(runs.values())) / "env.json").read_text()) if runs else {}
 
 
 def compare(old: Path, new: Path) -> dict:
@@ -49,8 +51,7 @@ def compare(old: Path, new: Path) -> dict:
             row[f"old_{m}"] = statistics.fmean(p[0][m] for p in pairs)
             row[f"new_{m}"] = statistics.fmean(p[1][m] for p in pairs)
         means.append(row)
-    any_env = (lambda runs: _env(next(iter(runs.values()))) if runs else {})
-    ea, eb = any_env(a), any_env(b)
+    ea, eb = _env(a), _env(b)
     test_mae = [abs(r["diff"]["test_mae"]) for r in runs]
     return {
         "old": {"results": str(old), "commit": ea.get("commit"), "device_name": ea.get("device_name")},
@@ -80,6 +81,9 @@ def main() -> int:
             print(f"{d}: no runs/ directory", file=sys.stderr)
             return 2
     out = compare(Path(a.old), Path(a.new))
+    if not out["runs_compared"]:
+        print(f"{a.old} and {a.new}: no complete run with the same config.yaml in both", file=sys.stderr)
+        return 2
     out["old"]["label"], out["new"]["label"] = a.old_label, a.new_label
     print(f"{out['runs_compared']} runs compared: {out['runs_identical']} identical, "
           f"{out['runs_same_epoch']} with the same selected epoch; |test MAE diff| median "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.report.study import NOT_RUN
+from miar.sweep import KERNELS_FRESH, KERNELS_REUSED
 
 TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
 TARGET_EPOCH_S = 30.0  # one MIAR epoch at MOSEI size on 2 CPU cores
@@ -52,7 +53,7 @@ def kernel_overhead(results: str | Path, name: str = "main") -> pd.DataFrame:
                          "Wall (min)": round(float(r["wall_s"]) / 60, 2),
                          "Worker-s per run": round(float(r["wall_s"]) * int(workers) / int(r["runs_in_sweep"]), 1)})
         if len(last) == 2:
-            fresh, reused = (float(last.loc[k, "wall_s"]) for k in ("fresh per run", "one per worker, reset between runs"))
+            fresh, reused = (float(last.loc[k, "wall_s"]) for k in (KERNELS_FRESH, KERNELS_REUSED))
             rows.append({"CPU": cpu, "Workers": int(workers), "Kernels": "fresh / reused", "Runs": "-",
                          "Wall (min)": f"{fresh / reused:.2f}×", "Worker-s per run": "-"})
     return pd.DataFrame(rows)
@@ -166,10 +167,10 @@ def readme_speed(results: str | Path) -> str | None:
         policy = report.get("machine", {}).get("omp_wait_policy", "?")
         cpu = report.get("machine", {}).get("cpu_model")
         others = [(p.name, load_bench(p)) for p in sorted(path.parent.glob("*.json")) if p != path]
-        others = [(name, r) for name, r in others if isinstance(r, dict) and r.get("machine", {}).get("cpu_model") == cpu]
         others = [f"{r['miar_mosei_epoch_s']:.1f} s with the {r['machine'].get('omp_wait_policy', '?').lower()} "
-                  f"policy in `{name}`" for name, r in others
-                  if isinstance(r, dict) and r.get("miar_mosei_epoch_s") and "machine" in r]
+                  f"policy in `{name}`" for name, r in others  # the same CPU only: like with like
+                  if isinstance(r, dict) and r.get("miar_mosei_epoch_s")
+                  and r.get("machine", {}).get("cpu_model") == cpu]
         parts.append(f"one MIAR epoch at MOSEI size takes {report['miar_mosei_epoch_s']:.1f} s in that run "
                      f"({policy.lower()} OpenMP wait" + "".join(f"; {o}" for o in others) + ")")
     if study:
