@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MIAR_DATA ?= $(CURDIR)/data
 
-.PHONY: setup mpnet test test-all study book bench lab clean-venv
+.PHONY: setup mpnet lint test test-all study book bench lab clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ bench: setup  ## the speed benchmark beside MMSA's MulT -> results/bench/cpu.jso
 	$(PY) -m pip install -q -e ".[dev,encoders,bench]"
 	$(VENV)/bin/miar bench --compare mmsa --json results/bench/cpu.json
 
-test: setup  ## the default test run (slow and GPU tests excluded)
+lint: setup  ## ruff: pyflakes, import order, complexity (pyproject.toml [tool.ruff])
+	$(VENV)/bin/ruff check miar tests scripts
+
+test: setup lint  ## lint, then the default test run (slow and GPU tests excluded)
 	$(PY) -m pytest -q
 
 test-all: setup  ## every test, slow ones included

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 # ----------------------------------------------------------------------------- numbers
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

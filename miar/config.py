@@ -121,32 +121,42 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
     """Return ``value`` coerced to annotation ``tp`` or raise ConfigError naming ``key``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _check_value(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+        return _check_union(value, typing.get_args(tp), key)
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed or type(value) is not type(next(a for a in allowed if a == value)):
             raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
         return value
     if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check_value(v, args[0], key) for v in value)
-        if len(value) != len(args):
-            raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
-        return tuple(_check_value(v, a, key) for v, a in zip(value, args))
+        return _check_tuple(value, typing.get_args(tp), key)
+    return _check_scalar(value, tp, key)
+
+
+def _check_union(value: Any, args: tuple, key: str) -> Any:
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return _check_value(value, a, key)
+        except ConfigError as e:
+            errors.append(str(e))
+    raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+
+
+def _check_tuple(value: Any, args: tuple, key: str) -> tuple:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_check_value(v, args[0], key) for v in value)
+    if len(value) != len(args):
+        raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+    return tuple(_check_value(v, a, key) for v, a in zip(value, args))
+
+
+def _check_scalar(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")

@@ -155,20 +155,11 @@ def bootstrap_ci(
     return out
 
 
-# Two-sided 97.5% Student-t quantiles by degrees of freedom, used only without scipy.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
-
-
 def _t975(df: int) -> float:
-    """97.5% quantile of Student's t with ``df`` degrees of freedom (scipy, else a conservative table)."""
-    try:
-        from scipy.stats import t
+    """97.5% quantile of Student's t with ``df`` degrees of freedom."""
+    from scipy.stats import t  # imported here: scipy.stats costs ~0.5 s that most importers never need
 
-        return float(t.ppf(0.975, df))
-    except ImportError:
-        keys = [k for k in sorted(_T975) if k <= df]
-        return _T975[keys[-1]] if keys else _T975[1]
+    return float(t.ppf(0.975, df))
 
 
 def summarize_seeds(values: list[float]) -> dict:

@@ -85,10 +85,6 @@ def is_complete(run_dir: Path) -> bool:
         return False
 
 
-def read_metrics(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
-
-
 def git_commit() -> dict:
     """The repository's commit and whether the working tree had changes (None outside git)."""
     root = Path(__file__).resolve().parents[1]

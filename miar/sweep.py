@@ -316,8 +316,6 @@ def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_
 
 
 def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_changed, fresh_kernels) -> int:
-    from tqdm import tqdm
-
     states = {r.key: status(r, results) for r in runs}
     todo = [r for r in runs if states[r.key] != "done"]
     if not dry_run:  # a log is kept for failures only; a kill can strand one beside a complete run
@@ -337,30 +335,12 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
                             f"away or pass --redo-changed")
     for key in changed:
         print(f"  {key}: complete for another config; it will be redone (--redo-changed)")
-    workers = min(workers, max(1, len(todo)))
-    env = _kernel_env(workers)
-    jobs = []
-    for r in todo:
-        if r.run_dir(results).exists():
-            shutil.rmtree(r.run_dir(results))  # incomplete or for another config: redo cleanly
-        r.run_dir(results).mkdir(parents=True)
-        r.notebook_path(results).parent.mkdir(parents=True, exist_ok=True)
-        jobs.append(_job(r, notebook, results, env, reuse_kernel=not fresh_kernels))
-    failures = []
-    if not jobs:
+    if not todo:
         return 0
+    workers = min(workers, len(todo))
+    jobs = _prepare(todo, notebook, results, _kernel_env(workers), reuse_kernel=not fresh_kernels)
     started, t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.time()
-    bar = tqdm(total=len(jobs), desc=f"sweep {name}", unit="run", disable=not progress or not jobs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_die_with_parent) as pool:
-        futures = [pool.submit(_execute, j) for j in jobs]
-        for fut in as_completed(futures):
-            key, err, secs = fut.result()
-            bar.update(1)
-            bar.write(f"  {'ok    ' if err is None else 'FAILED'} {key} ({secs:.1f} s)")
-            if err is not None:
-                failures.append((key, err))
-    bar.close()
+    failures = _execute_all(jobs, workers, f"sweep {name}", progress)
     _write_sweep_record(results, name, started, time.time() - t0, workers, len(runs), len(jobs), failures,
                         fresh_kernels)
     if failures:
@@ -370,6 +350,36 @@ def _run_sweep(name, results, notebook, runs, workers, dry_run, progress, redo_c
         print(f"sweep {name}: {len(failures)} of {len(jobs)} runs failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _prepare(todo: list[Run], notebook: Path, results: Path, env: dict, reuse_kernel: bool) -> list[dict]:
+    """Clear and create each pending run's directories; its job for the pool."""
+    jobs = []
+    for r in todo:
+        if r.run_dir(results).exists():
+            shutil.rmtree(r.run_dir(results))  # incomplete or for another config: redo cleanly
+        r.run_dir(results).mkdir(parents=True)
+        r.notebook_path(results).parent.mkdir(parents=True, exist_ok=True)
+        jobs.append(_job(r, notebook, results, env, reuse_kernel=reuse_kernel))
+    return jobs
+
+
+def _execute_all(jobs: list[dict], workers: int, desc: str, progress: bool) -> list[tuple[str, str]]:
+    """Run the jobs in a pool of ``workers`` spawned processes; the (key, error) of each failure."""
+    from tqdm import tqdm
+
+    failures = []
+    bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not progress)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_die_with_parent) as pool:
+        for fut in as_completed([pool.submit(_execute, j) for j in jobs]):
+            key, err, secs = fut.result()
+            bar.update(1)
+            bar.write(f"  {'ok    ' if err is None else 'FAILED'} {key} ({secs:.1f} s)")
+            if err is not None:
+                failures.append((key, err))
+    bar.close()
+    return failures
 
 
 def _write_sweep_record(results: Path, name: str, started: str, wall_s: float, workers: int,

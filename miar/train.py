@@ -26,11 +26,10 @@ from miar.model import build_model, contrastive_pairs
 from miar.records import CHECKPOINT, atomic_write, check_writable, environment, write_record
 
 
-def seed_everything(seed: int) -> torch.Generator:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 def pick_device(name: str) -> torch.device:

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from batches import DIMS, make_batch  # noqa: I001 (tests/batches.py)
 
 from miar import config as C
 from miar.data.batch import Batch
@@ -13,8 +14,6 @@ from miar.model.baselines import BCLSTM, EarlyFusion, LateFusion, Unimodal, pack
 from miar.model.misa import MISA, cmd, diff_loss
 from miar.model.mult import MulT, mult_from_hparams
 from miar.train import fit
-
-from batches import DIMS, make_batch  # noqa: I001 (tests/batches.py)
 
 NAMES = ["text_only", "early_fusion", "late_fusion", "bclstm", "mult", "misa"]
 CLASSES = dict(zip(NAMES, [Unimodal, EarlyFusion, LateFusion, BCLSTM, MulT, MISA]))

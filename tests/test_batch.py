@@ -3,8 +3,15 @@
 import numpy as np
 import torch
 
-from miar.data.batch import (ModalDataset, apply_zscore, batch_indices, iterate, pad_sequences, real_lengths,
-                             zscore_stats)
+from miar.data.batch import (
+    ModalDataset,
+    apply_zscore,
+    batch_indices,
+    iterate,
+    pad_sequences,
+    real_lengths,
+    zscore_stats,
+)
 
 
 def make_ds():

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from miar.data.batch import DataError
-from miar.data.encoders import (ENCODER_DIMS, compute_features, default_cache_dir, features_path,
-                                load_features, write_npz)
+from miar.data.encoders import (
+    ENCODER_DIMS,
+    compute_features,
+    default_cache_dir,
+    features_path,
+    load_features,
+    write_npz,
+)
 from miar.data.mosi import load_mosi
 
 REAL = Path(os.environ.get("MIAR_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")

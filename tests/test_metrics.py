@@ -141,6 +141,17 @@ def test_summarize_seeds_by_hand():
         summarize_seeds([])
 
 
-def test_t_table_fallback_is_close_to_scipy():
-    for df, exact in ((2, 4.302652729911275), (4, 2.7764451051977987)):
-        assert metrics._T975[df] == pytest.approx(exact, abs=1e-3)
+def test_bootstrap_ci_is_scipys_percentile_bootstrap():
+    """Same seed, same index draws: the vectorised bootstrap equals scipy.stats.bootstrap's percentile method."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(3)
+    label = rng.uniform(-3, 3, 300)
+    pred = label + rng.normal(0, 1, 300)
+    ours = bootstrap_ci(pred, label, n_boot=500, seed=7)
+    for name, stat in (("mae", lambda p, y, axis: np.abs(p - y).mean(axis)),
+                       ("acc7", lambda p, y, axis: (np.round(np.clip(p, -3, 3)) == np.round(np.clip(y, -3, 3)))
+                        .mean(axis))):
+        ref = bootstrap((pred, label), stat, paired=True, vectorized=True, n_resamples=500, batch=None,
+                        method="percentile", confidence_level=0.95, rng=np.random.default_rng(7))
+        assert ours[name] == pytest.approx(tuple(ref.confidence_interval), abs=1e-12), name

@@ -4,13 +4,12 @@ import itertools
 
 import pytest
 import torch
+from batches import DIMS, make_batch  # noqa: I001 (tests/batches.py)
 
 from miar import config as C
 from miar.model import build_model, contrastive_pairs
 from miar.model.interaction import JointTokens
 from miar.model.layers import masked_mean, pool
-
-from batches import DIMS, make_batch  # noqa: I001 (tests/batches.py)
 
 
 def build(**model):

@@ -252,3 +252,16 @@ def test_real_labels_match_opinion_level_file():
     ds = load_mosi(REAL, standardize=False)
     for part in ds.values():
         np.testing.assert_allclose(part.y.numpy(), [gold[s] for s in part.ids], rtol=0, atol=1e-6)
+
+
+def test_missing_folds_file_is_one_line_error(tiny, tmp_path, capsys):
+    """split='standard' without the folds pickle: one line naming the file, exit 2 (was a NameError)."""
+    from miar.cli import main
+
+    (tiny[0] / "CMU-MOSI" / "CMUMOSI_features_raw_2way.pkl").unlink()
+    code = main(["train", "smoke", "--run-dir", str(tmp_path / "run"), "--set", "data.source=mosi",
+                 "--set", f"data.path={tiny[0]}", "--set", "data.split=standard",
+                 "--set", "data.modalities=[audio]", "--set", "model.name=late_fusion"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "CMUMOSI_features_raw_2way.pkl: missing file (needed for split='standard')" in err

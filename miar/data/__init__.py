@@ -7,8 +7,16 @@ from pathlib import Path
 
 import torch
 
-from miar.data.batch import (MODALITIES, Batch, DataError, ModalDataset, apply_zscore, batch_indices,
-                             iterate, zscore_stats)
+from miar.data.batch import (
+    MODALITIES,
+    Batch,
+    DataError,
+    ModalDataset,
+    apply_zscore,
+    batch_indices,
+    iterate,
+    zscore_stats,
+)
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -16,11 +16,17 @@ import numpy as np
 import torch
 
 from miar.data.batch import MODALITIES, DataError, ModalDataset, apply_zscore, zscore_stats
-from miar.data.mosi_files import DIMS, MosiTable, base_dir, mosi_dir, read_mosi  # noqa: F401 (re-exported)
+from miar.data.mosi_files import (  # noqa: F401 (DIMS, base_dir, mosi_dir: re-exported)
+    DIMS,
+    FOLDS_FILE,
+    MosiTable,
+    base_dir,
+    mosi_dir,
+    read_mosi,
+)
 
 BC_SIZES = (1447, 752)  # bc-LSTM train / test utterances (62 / 31 videos)
 STANDARD_SIZES = (1284, 229, 686)  # CMU-MultimodalSDK folds (52 / 10 / 31 videos)
-N_UTTERANCES = 2199
 ENCODERS = ("minilm", "mpnet", "static")
 LEAK_MESSAGE = (
     "split='standard' refuses the released {what} features: the text CNN and visual 3D-CNN "

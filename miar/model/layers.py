@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-
 _LEVELS = 65536  # the keep mask compares 16-bit uniform integers with a threshold
 
 

@@ -24,21 +24,78 @@ from miar.report.anchors import ANCHORS_BC, ANCHORS_STD
 from miar.report.compare import compare, comparison_table, paired, welch
 from miar.report.figures import curves_figure, forest_figure, page_setup, seed_figure
 from miar.report.formatting import fmt, fmt_stats, label, md_table, not_yet_run, show
-from miar.report.io import (alignment_frame, bench_files, env_frame, load_runs, load_summary, notebooks,
-                            results_dir, run_dirs, seed_values, staleness)
-from miar.report.perf import (epoch_runs_table, kernel_overhead, load_bench, mmsa_table, models_table, readme_speed, scaling_figure,
-                              speedup_figure, study_wall, sweep_records, targets_table)
-from miar.report.provenance import (bench_tables, compute_table, environment_table, notebook_links,
-                                    rerun_comparison, rerun_comparison_table, rerun_table)
+from miar.report.io import (
+    alignment_frame,
+    bench_files,
+    env_frame,
+    load_runs,
+    load_summary,
+    notebooks,
+    results_dir,
+    run_dirs,
+    seed_values,
+    staleness,
+)
+from miar.report.perf import (
+    epoch_runs_table,
+    kernel_overhead,
+    load_bench,
+    mmsa_table,
+    models_table,
+    readme_speed,
+    scaling_figure,
+    speedup_figure,
+    study_wall,
+    sweep_records,
+    targets_table,
+)
+from miar.report.provenance import (
+    bench_tables,
+    compute_table,
+    environment_table,
+    notebook_links,
+    rerun_comparison,
+    rerun_comparison_table,
+    rerun_table,
+)
 from miar.report.readme import END, START, readme_table, update_readme
 from miar.report.spec import SPEC, config_value, inferred_keys, main_config, spec_table, study_overrides
 from miar.report.sphinx import setup
-from miar.report.study import (ABLATIONS, ALIGN_RERUN, BASELINES, ENCODERS, HEADLINE, MAIN, MAIN_TABLE, NOT_RUN,
-                               PRIMARY,
-                               RESULTS_ENV, STD_TABLE, SYNTH, SYNTH_VARIANTS)
-from miar.report.tables import (ablation_names, anchor_table, gate_table, gate_vs_truth, present, results_table,
-                                stats_of, status_table, summary_frame, variants)
-from miar.report.tuning import LEARNING_RATES, best_by_validation, ranked_by_validation, tuned_choice, tuned_rows, tuning_table
+from miar.report.study import (
+    ABLATIONS,
+    ALIGN_RERUN,
+    BASELINES,
+    ENCODERS,
+    HEADLINE,
+    MAIN,
+    MAIN_TABLE,
+    NOT_RUN,
+    PRIMARY,
+    RESULTS_ENV,
+    STD_TABLE,
+    SYNTH,
+    SYNTH_VARIANTS,
+)
+from miar.report.tables import (
+    ablation_names,
+    anchor_table,
+    gate_table,
+    gate_vs_truth,
+    present,
+    results_table,
+    stats_of,
+    status_table,
+    summary_frame,
+    variants,
+)
+from miar.report.tuning import (
+    LEARNING_RATES,
+    best_by_validation,
+    ranked_by_validation,
+    tuned_choice,
+    tuned_rows,
+    tuning_table,
+)
 from miar.report.verdicts import title_tag, verdict_table, verdicts
 
 __all__ = [
