@@ -28,6 +28,19 @@ def page_setup() -> Path:
     return results_dir()
 
 
+def show_figure(fig, text: str) -> None:
+    """Display ``fig`` now (then close it, so the inline backend does not show it twice) with its caption under it:
+    what the figure shows and what to see in it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from miar.report.formatting import caption, show
+
+    display(fig)
+    plt.close(fig)
+    show(caption(text))
+
+
 def seed_figure(runs: pd.DataFrame, rows: dict[str, str], metrics=(PRIMARY, SECONDARY)):
     """Per-seed test values (dots) with the mean and Student-t 95% interval (bar), one panel per metric."""
     import matplotlib.pyplot as plt

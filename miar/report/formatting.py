@@ -52,6 +52,39 @@ def md_table(df: pd.DataFrame, index: bool = False) -> str:
     return "\n".join(lines)
 
 
+def num(value: float, dec: int, signed: bool = False) -> str:
+    """``value`` with ``dec`` decimals (``signed``: with its sign); a value that rounds to zero prints without
+    a sign ("0.000", never "-0.000")."""
+    out = f"{value:+.{dec}f}" if signed else f"{value:.{dec}f}"
+    return out.lstrip("+-") if float(out) == 0 else out
+
+
+def sig(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits, thousands separated ("0.2954" -> "0.295", "1234.5" -> "1,235")."""
+    if value == 0 or not math.isfinite(value):
+        return str(value)
+    dec = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return num(value, dec) if dec else f"{value:,.0f}"
+
+
+def words(items, conj: str = "and") -> str:
+    """A list in prose: ``["text", "audio", "vision"]`` -> "text, audio and vision" (never a Python repr)."""
+    items = [str(x) for x in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {conj} {items[-1]}"
+
+
+def dropdown(title: str, body: str, open_: bool = False) -> str:
+    """A folded MyST block (sphinx-design's dropdown) holding ``body``: reference tables a reader opens on demand."""
+    return f"::::{{dropdown}} {title}\n{':open:' + chr(10) if open_ else ''}\n{body}\n::::"
+
+
+def caption(text: str) -> str:
+    """A figure's caption, as the paragraph under it: what the figure shows and what to see in it."""
+    return f"**Figure.** {text}"
+
+
 def not_yet_run(what: str, command: str = RERUN) -> str:
     """A MyST admonition saying plainly that ``what`` has no results yet, and the command that makes them."""
     return (f":::{{admonition}} Not yet run\n:class: warning\n{what}: {NOT_RUN}.\n"

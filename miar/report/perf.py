@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.report.study import NOT_RUN
-from miar.sweep import KERNELS_FRESH, KERNELS_REUSED
+from miar.study.record import KERNELS_FRESH, KERNELS_REUSED
 
 TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
 TARGET_EPOCH_S = 30.0  # one MIAR epoch at MOSEI size on 2 CPU cores
@@ -94,41 +94,101 @@ def targets_table(report: dict, study: dict | None) -> pd.DataFrame:
 
 def mmsa_table(report: dict) -> pd.DataFrame:
     mm = report.get("mmsa", {})
-    return pd.DataFrame([{"Shape": f"{r['preset']} {'aligned' if r['aligned'] else 'unaligned'}", "Batch": r["batch"],
-                          "Ours (samples/s)": round(r["ours_samples_per_s"], 1),
-                          "MMSA (samples/s)": round(r["mmsa_samples_per_s"], 1),
+    return pd.DataFrame([{"Shape": f"{r['preset'].upper()} {'aligned' if r['aligned'] else 'unaligned'}",
+                          "Batch": r["batch"], "Ours (samples/s)": round(r["ours_samples_per_s"]),
+                          "MMSA (samples/s)": round(r["mmsa_samples_per_s"]),
                           "Speedup": f"{r['speedup']:.2f}×"} for r in mm.get("shapes", [])])
 
 
 def models_table(report: dict, batch: int = 64) -> pd.DataFrame:
     """Training samples/s, inference ms per batch, FLOPs per sample and fraction of the matmul peak."""
     rows = [r for r in report.get("models", []) if r["batch"] == batch]
-    return pd.DataFrame([{"Model": r["model"], "Shape": f"{r['preset']} {'aligned' if r['aligned'] else 'unaligned'}",
-                          "Train samples/s": round(r["train_samples_per_s"], 1),
+    return pd.DataFrame([{"Model": r["model"],
+                          "Shape": f"{r['preset'].upper()} {'aligned' if r['aligned'] else 'unaligned'}",
+                          "Train samples/s": round(r["train_samples_per_s"]),
                           "Inference ms/batch": round(r["infer_batch_ms"], 1),
                           "MFLOP/sample": round(r["flops_per_train_sample"] / 1e6, 1),
                           "Fraction of matmul peak": f"{100 * r['fraction_of_peak']:.1f}%"} for r in rows])
 
 
+def mmsa_note(report: dict) -> str:
+    """The MMSA adapter's note on what still differs between the two models, as one paragraph. Files written
+    before the adapter kept the note's first words start mid-sentence ("that remain ..."): those words are put back."""
+    note = " ".join(str(report.get("mmsa", {}).get("note", "")).split()).replace("``", "`")
+    if note and not note.startswith("Known differences"):
+        note = "Known differences " + note
+    return note
+
+
 def speedup_figure(report: dict):
-    """Ours vs MMSA's MulT, training samples/s per shape and batch (None without the comparison)."""
+    """Our MulT-style model's training throughput over MMSA's MulT, one bar per shape and batch, the ratio
+    written beside each bar (None without the comparison)."""
     import matplotlib.pyplot as plt
-    import numpy as np
 
     df = mmsa_table(report)
     if df.empty:
         return None
-    x = np.arange(len(df))
-    fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
-    ax.bar(x - 0.2, df["Ours (samples/s)"], 0.4, label="ours (MulT-style)")
-    ax.bar(x + 0.2, df["MMSA (samples/s)"], 0.4, label=f"MMSA {report['mmsa'].get('mmsa_version', '')} MulT")
-    for i, s in enumerate(df["Speedup"]):
-        ax.annotate(s, (x[i] - 0.2, df["Ours (samples/s)"].iloc[i]), ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(x, [f"{s}\nB={b}" for s, b in zip(df["Shape"], df["Batch"])], fontsize=8)
-    ax.set_ylabel("training samples/s")
-    ax.set_yscale("log")
-    ax.legend(frameon=False)
+    ratio = pd.Series([float(r["speedup"]) for r in report["mmsa"]["shapes"]])
+    labels = [f"{s}, batch {b}" for s, b in zip(df["Shape"], df["Batch"])]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(df) + 1.2), constrained_layout=True)
+    y = range(len(df))
+    ax.barh(y, ratio, color="tab:blue", height=0.6)
+    for i, r in enumerate(ratio):
+        ax.text(r + 0.03, i, f"{r:.2f}×", va="center", fontsize=8)
+    ax.axvline(1, color="black", lw=0.8, ls="--")
+    ax.set_yticks(list(y), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, ratio.max() * 1.15)
+    ax.set_xlabel(f"training throughput, ours ÷ MMSA {report['mmsa'].get('mmsa_version', '')} MulT (× faster)")
     return fig
+
+
+def models_figure(report: dict, batch: int = 64):
+    """Training samples/s of every model, one row per model and one marker per data shape, log scale (None when
+    the file has no model section)."""
+    import matplotlib.pyplot as plt
+
+    df = models_table(report, batch)
+    if df.empty:
+        return None
+    models = list(dict.fromkeys(df["Model"]))
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(models) + 1.4), constrained_layout=True)
+    for (shape, g), marker in zip(df.groupby("Shape", sort=True), "osD^v<>"):
+        ax.scatter(g["Train samples/s"], [models.index(m) for m in g["Model"]], marker=marker, label=shape, s=28)
+    ax.set_yticks(range(len(models)), [MODEL_NAMES.get(m, m) for m in models])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel(f"training samples per second (batch {batch}, log scale; right is faster)")
+    ax.grid(axis="x", which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
+    return fig
+
+
+MODEL_NAMES = {"miar": "MIAR", "text_only": "text only", "early_fusion": "early fusion", "late_fusion": "late fusion",
+               "bclstm": "bc-LSTM", "mult": "MulT", "misa": "MISA"}
+
+
+def machine_sentence(report: dict) -> str:
+    """The benchmark machine in words, load averages to two decimals."""
+    m = report.get("machine", {})
+    load = lambda k: ", ".join(f"{x:.2f}" for x in m.get(k, [])) or "not recorded"  # noqa: E731
+    return (f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('torch_threads')} torch threads, "
+            f"torch {m.get('torch')}; load average (1, 5, 15 min) {load('load_average_start')} at the start and "
+            f"{load('load_average_end')} at the end (the machine is shared: timings are medians of interleaved steps).")
+
+
+def sweep_summary(results: str | Path) -> pd.DataFrame:
+    """One line per sweep record: what ran, where, how, and how long (the full records: :func:`sweep_records`)."""
+    sw = sweep_records(results)
+    if sw.empty:
+        return sw
+    get = lambda c, d="not recorded": sw[c].fillna(d) if c in sw else d  # noqa: E731
+    return pd.DataFrame({"Sweep": sw["sweep"].map(lambda s: Path(str(s)).stem),
+                         "Started (UTC)": sw["started_utc"].map(lambda t: str(t).replace("T", " ").rstrip("Z")[:16]),
+                         "Runs": sw["runs_in_sweep"], "From scratch": sw["complete_from_scratch"].map(
+                             lambda b: "yes" if bool(b) else "no"),
+                         "Workers": sw["workers"], "Kernels": get("kernels"), "CPU": get("cpu_model"),
+                         "Wall time (min)": (sw["wall_s"].astype(float) / 60).round(1)})
 
 
 def scaling_figure(report: dict):
@@ -142,13 +202,19 @@ def scaling_figure(report: dict):
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3), constrained_layout=True)
     a.plot(n, [r["epoch_s"] for r in rows], "o-")
     a.axhline(TARGET_EPOCH_S, ls="--", color="grey", lw=1)
-    a.set_xlabel("samples per epoch")
+    a.text(n[0], TARGET_EPOCH_S, f" target at MOSEI size: {TARGET_EPOCH_S:.0f} s", va="bottom", fontsize=8,
+           color="grey")
+    a.set_xlabel("training samples per epoch")
     a.set_ylabel("seconds per epoch")
     for r in rows:
-        a.annotate(r["size"], (r["n_samples"], r["epoch_s"]), fontsize=8, textcoords="offset points", xytext=(4, -10))
+        a.annotate(r["size"].replace("_", " "), (r["n_samples"], r["epoch_s"]), fontsize=8,
+                   textcoords="offset points", xytext=(4, -10))
     b.plot(n, [r["peak_memory_mb"] for r in rows], "o-", color="tab:orange")
-    b.set_xlabel("samples per epoch")
+    b.set_xlabel("training samples per epoch")
     b.set_ylabel("peak memory (MB)")
+    for ax in (a, b):
+        ax.ticklabel_format(axis="x", style="plain")
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
     return fig
 
 

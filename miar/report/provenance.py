@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from miar.report.formatting import sig
 from miar.report.io import notebooks
 
 
@@ -35,15 +36,26 @@ def environment_table(env: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scalar(v) -> object:
+    """A raw value as a reader wants it: a list as text, its floats to 3 significant digits (load averages
+    "0.295, 0.748, 1.23", not 0.29541015625), nested lists with semicolons ("mosi True; mosi False"), never a
+    Python repr; anything else as it is (the page's table prints floats to 4 significant digits)."""
+    if not isinstance(v, list):
+        return v
+    item = lambda x: sig(x) if isinstance(x, float) else str(scalar(x))  # noqa: E731
+    return ("; " if any(isinstance(x, list) for x in v) else ", " if v and not isinstance(v[0], list) else " ").join(
+        " ".join(item(y) for y in x) if isinstance(x, list) else item(x) for x in v)
+
+
 def flatten(obj, prefix: str = "") -> dict:
-    """Nested dicts as dotted keys (lists of scalars joined)."""
+    """Nested dicts as dotted keys (lists of scalars joined, floats to 3 significant digits)."""
     if isinstance(obj, dict):
         return {k: v for key, val in obj.items() for k, v in flatten(val, f"{prefix}{key}.").items()}
     if isinstance(obj, list) and not any(isinstance(x, (dict, list)) for x in obj):
-        return {prefix.rstrip("."): ", ".join(map(str, obj))}
+        return {prefix.rstrip("."): scalar(obj)}
     if isinstance(obj, list):
         return {k: v for i, x in enumerate(obj) for k, v in flatten(x, f"{prefix}{i}.").items()}
-    return {prefix.rstrip("."): obj}
+    return {prefix.rstrip("."): scalar(obj)}
 
 
 def bench_tables(path: Path) -> dict[str, pd.DataFrame]:
@@ -63,7 +75,7 @@ def bench_tables(path: Path) -> dict[str, pd.DataFrame]:
             elif isinstance(val, dict):
                 visit(val, f"{name}.")
             else:
-                scalars[name] = ", ".join(map(str, val)) if isinstance(val, list) else val
+                scalars[name] = scalar(val)
 
     visit(data, "")
     summary = {"summary": pd.DataFrame(list(scalars.items()), columns=["Field", "Value"])} if scalars else {}
@@ -77,9 +89,23 @@ def notebook_links(results: str | Path, doc_dir: str | Path) -> str:
     for nb in notebooks(results):
         exp = nb.parent.relative_to(Path(results) / "notebooks").as_posix()
         rel = Path(os.path.relpath(nb.resolve(), Path(doc_dir).resolve())).as_posix()
-        done = (Path(results) / "runs" / exp / nb.stem / "metrics.json").is_file()
-        groups.setdefault(exp, []).append(f"{{download}}`{nb.stem} <{rel}>`" + ("" if done else " (incomplete)"))
+        name = "alignment analysis" if nb.stem == ALIGNMENT_NOTEBOOK else nb.stem
+        mark = "" if notebook_done(results, exp, nb.stem) else " (incomplete)"
+        groups.setdefault(exp, []).append(f"{{download}}`{name} <{rel}>`{mark}")
     return "\n".join(f"- `{exp}`: " + ", ".join(links) for exp, links in groups.items())
+
+
+ALIGNMENT_NOTEBOOK = "alignment"  # `miar align` saves results/notebooks/<experiment>/alignment.ipynb
+
+
+def notebook_done(results: str | Path, experiment: str, stem: str) -> bool:
+    """Whether an executed notebook left its result: a run notebook its run record's ``metrics.json``; the
+    alignment notebook an ``alignment.json`` in every run of the experiment that kept its weights."""
+    runs = Path(results) / "runs" / experiment
+    if stem != ALIGNMENT_NOTEBOOK:
+        return (runs / stem / "metrics.json").is_file()
+    analysed = [d for d in runs.glob("*") if (d / "model.pt").is_file() and (d / "metrics.json").is_file()]
+    return bool(analysed) and all((d / "alignment.json").is_file() for d in analysed)
 
 
 def rerun_table(results: str | Path) -> pd.DataFrame:
@@ -106,8 +132,12 @@ def rerun_comparison_table(cmp: dict) -> pd.DataFrame:
     """Per experiment: the mean test MAE and Has0 Acc-2 of the same configs on the two machines."""
     df = pd.DataFrame(cmp["experiments"])
     old, new = (cmp[k].get("label") or cmp[k].get("device_name") for k in ("old", "new"))
-    return pd.DataFrame({"Experiment": df["experiment"], "Seeds": df["n"],
-                         f"MAE ({old})": df["old_mae"].round(4), f"MAE ({new})": df["new_mae"].round(4),
-                         "Δ MAE": (df["new_mae"] - df["old_mae"]).round(4),
-                         f"Acc-2 ({old})": df["old_has0_acc2"].round(4), f"Acc-2 ({new})": df["new_has0_acc2"].round(4),
-                         "Δ Acc-2": (df["new_has0_acc2"] - df["old_has0_acc2"]).round(4)})
+    # MAE to its display resolution (3 decimals), Acc-2 in % to 0.1 point; + 0.0 turns a rounded -0.0 into 0.0
+    mae = lambda v: v.round(3) + 0.0  # noqa: E731
+    acc = lambda v: (100 * v).round(1) + 0.0  # noqa: E731
+    return pd.DataFrame({"Experiment": df["experiment"].map(lambda e: f"`{e}`"), "Seeds": df["n"],
+                         f"MAE ({old})": mae(df["old_mae"]), f"MAE ({new})": mae(df["new_mae"]),
+                         "Δ MAE": mae(df["new_mae"] - df["old_mae"]),
+                         f"Has0 Acc-2 % ({old})": acc(df["old_has0_acc2"]),
+                         f"Has0 Acc-2 % ({new})": acc(df["new_has0_acc2"]),
+                         "Δ Acc-2 (points)": acc(df["new_has0_acc2"] - df["old_has0_acc2"])})

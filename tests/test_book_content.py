@@ -1,0 +1,114 @@
+"""What the book's pages print, checked on small inputs: the bugs a new reader found stay fixed (the MMSA note
+that started mid-sentence, alignment notebooks marked "(incomplete)", negative zeros, Python lists in prose,
+raw floats in the benchmark files) and the formatting helpers round as the pages need."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from miar.report import formatting as F
+from miar.report import perf as P
+from miar.report import provenance as V
+
+
+def test_mmsa_note_is_a_whole_sentence():
+    old = {"mmsa": {"note": "that remain (they change what is computed, slightly): MMSA's TransformerEncoder\nis "
+                            "built without ``position_embedding``."}}
+    note = P.mmsa_note(old)  # a file written before the adapter's fix
+    assert note.startswith("Known differences that remain (they change")
+    assert "\n" not in note and "``" not in note and "`position_embedding`" in note
+    assert P.mmsa_note({"mmsa": {"note": note}}) == note  # a fixed file is left as it is
+    assert P.mmsa_note({}) == ""
+
+
+def test_mmsa_adapter_writes_the_whole_note():
+    mmsa = pytest.importorskip("miar.bench.mmsa")
+    note = mmsa.known_differences()
+    assert note.startswith("Known differences that remain") and note.endswith("draw per element).")
+    assert "\n" not in note
+
+
+def _run(root, exp, run, model=True, alignment=False):
+    d = root / "runs" / exp / run
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text("{}")
+    if model:
+        (d / "model.pt").write_bytes(b"")
+    if alignment:
+        (d / "alignment.json").write_text("{}")
+
+
+def test_alignment_notebooks_are_complete_when_every_run_is_analysed(tmp_path):
+    for exp in ("a", "b"):
+        (tmp_path / "notebooks" / exp).mkdir(parents=True)
+        for nb in ("s1.ipynb", "alignment.ipynb"):
+            (tmp_path / "notebooks" / exp / nb).write_text("{}")
+    _run(tmp_path, "a", "s1", alignment=True)
+    _run(tmp_path, "a", "s2", model=False)  # kept no weights: not analysed, not needed
+    _run(tmp_path, "b", "s1", alignment=False)
+    lines = V.notebook_links(tmp_path, tmp_path / "book").splitlines()
+    assert lines[0].startswith("- `a`:") and "(incomplete)" not in lines[0] and "alignment analysis" in lines[0]
+    assert lines[1].count("(incomplete)") == 1 and "alignment analysis <" in lines[1]
+    assert V.notebook_done(tmp_path, "a", "alignment") and not V.notebook_done(tmp_path, "b", "alignment")
+    assert V.notebook_done(tmp_path, "b", "s1") and not V.notebook_done(tmp_path, "b", "s9")
+
+
+def test_cross_cpu_table_has_no_negative_zeros():
+    cmp = {"old": {"label": "A"}, "new": {"label": "B"}, "experiments": [
+        {"experiment": "e", "n": 5, "old_mae": 0.85271, "new_mae": 0.85269, "old_has0_acc2": 0.79361,
+         "new_has0_acc2": 0.79359},
+        {"experiment": "f", "n": 5, "old_mae": 0.8, "new_mae": 0.8123, "old_has0_acc2": 0.7, "new_has0_acc2": 0.75}]}
+    table = V.rerun_comparison_table(cmp)
+    text = F.md_table(table)
+    assert "-0 " not in text and "| -0" not in text
+    assert table["Δ MAE"].tolist() == [0.0, 0.012] and table["Δ Acc-2 (points)"].tolist() == [0.0, 5.0]
+    assert table["MAE (A)"].tolist() == [0.853, 0.8] and table["Has0 Acc-2 % (B)"].tolist() == [79.4, 75.0]
+
+
+def test_benchmark_lists_print_as_words_with_three_digits(tmp_path):
+    report = {"machine": {"load_average_start": [0.29541015625, 0.74755859375, 1.22705078125]},
+              "settings": {"shapes": [["mosi", True], ["mosei", False]]}, "epoch_s": 12.0}
+    (tmp_path / "b.json").write_text(json.dumps(report))
+    summary = dict(V.bench_tables(tmp_path / "b.json")["summary"].values.tolist())
+    assert summary["machine.load_average_start"] == "0.295, 0.748, 1.23"
+    assert summary["settings.shapes"] == "mosi True; mosei False"
+    assert "0.30, 0.75, 1.23 at the start" in P.machine_sentence(report)
+
+
+def test_formatting_helpers():
+    assert F.num(-0.00004, 3) == "0.000" and F.num(-0.00004, 3, signed=True) == "0.000"
+    assert F.num(0.0126, 3, signed=True) == "+0.013" and F.num(-1.5, 1) == "-1.5"
+    assert F.sig(0.29541015625) == "0.295" and F.sig(36.246) == "36.2" and F.sig(882.85) == "883"
+    assert F.sig(12345.6) == "12,346"
+    assert F.words(["text", "audio"]) == "text and audio" and F.words(["a", "b", "c"], "or") == "a, b or c"
+    assert F.words(["text"]) == "text" and F.words([]) == ""
+    block = F.dropdown("Title", "| a |\n|---|\n| 1 |")
+    assert block.startswith("::::{dropdown} Title\n") and block.endswith("\n::::")
+    assert F.caption("What to see.") == "**Figure.** What to see."
+
+
+def test_sweep_summary_names_what_ran(tmp_path):
+    assert P.sweep_summary(tmp_path).empty
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "study-1.json").write_text(json.dumps(
+        {"sweep": "/x/study.yaml", "started_utc": "2026-11-24T05:54:06Z", "wall_s": 1500.0, "workers": 2,
+         "runs_in_sweep": 245, "complete_from_scratch": True}))
+    row = P.sweep_summary(tmp_path).iloc[0]
+    assert row["Sweep"] == "study" and row["Started (UTC)"] == "2026-11-24 05:54" and row["Wall time (min)"] == 25.0
+    assert row["CPU"] == "not recorded" and row["From scratch"] == "yes"
+
+
+def test_performance_figures_draw(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    report = {"mmsa": {"available": True, "mmsa_version": "2.2.1", "shapes": [
+        {"preset": "mosi", "aligned": True, "batch": 32, "ours_samples_per_s": 90.0, "mmsa_samples_per_s": 50.0,
+         "speedup": 1.8}]},
+        "models": [{"model": m, "preset": "mosi", "aligned": a, "batch": 64, "train_samples_per_s": 100.0,
+                    "infer_batch_ms": 1.0, "flops_per_train_sample": 1e6, "fraction_of_peak": 0.01}
+                   for m in ("miar", "mult") for a in (True, False)]}
+    assert P.speedup_figure(report) is not None and P.models_figure(report) is not None
+    assert P.models_figure({"models": []}) is None
+    assert list(pd.unique(P.models_table(report)["Shape"])) == ["MOSI aligned", "MOSI unaligned"]
