@@ -258,8 +258,8 @@ def measure_book(html: Path, pages, binary: str, width: int = WIDTH, prefix=()) 
 
 
 def book_pages(html: Path) -> list[str]:
-    """Every page of the built book except search and genindex."""
-    return sorted(p.relative_to(html).as_posix() for p in Path(html).glob("book/*.html"))
+    """Every page of the built book (``book/`` and the notebooks that are pages) except search and genindex."""
+    return sorted(p.relative_to(html).as_posix() for d in ("book", "notebooks") for p in Path(html).glob(f"{d}/*.html"))
 
 
 def main(argv: list[str] | None = None) -> int:
