@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from miar.bench import main
+from miar.bench.cli import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:] or ["--compare", "mmsa", "--json",

@@ -39,7 +39,7 @@ def _features(args) -> int:
 
 
 def _data_check(args) -> int:
-    from miar.data.validate import detect_and_load, summarize
+    from miar.data.check import detect_and_load, summarize
     splits = detect_and_load(Path(args.path))
     print(f"{args.path}: OK")
     print(summarize(splits))
@@ -47,18 +47,18 @@ def _data_check(args) -> int:
 
 
 def _sweep(args) -> int:
-    from miar.sweep import run_sweep
+    from miar.study.executor import run_sweep
     return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run,
                      redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels)
 
 
 def _align(args) -> int:
-    from miar.align import run_alignment
+    from miar.study.align import run_alignment
     return run_alignment(args.experiment, results=args.results, split=args.split, max_points=args.max_points)
 
 
 def _collect(args) -> int:
-    from miar.collect import CollectError, collect, find_runs
+    from miar.study.collect import CollectError, collect, find_runs
     try:
         summary = collect(args.results)
     except CollectError as e:
@@ -68,7 +68,7 @@ def _collect(args) -> int:
         print(f"warning: {p}: incomplete run record, left out", file=sys.stderr)
     for name, e in summary["experiments"].items():
         print(f"{name}: {e['n_seeds']} seed(s)")
-    print(f"wrote {Path(args.results) / 'tables'}/runs.csv, summary.csv and {Path(args.results)}/summary.json")
+    print(f"wrote {Path(args.results) / 'tables'}/runs.csv, summary.csv, comparisons.csv and {Path(args.results)}/summary.json")
     return 0
 
 
@@ -128,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark owns its arguments (miar bench --help)
-        from miar.bench import main as bench_main
+        from miar.bench.cli import main as bench_main
         return bench_main(argv[1:])
     args = parser().parse_args(argv)
     try:

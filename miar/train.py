@@ -2,7 +2,12 @@
 evaluates the test split once and writes the run record (see :mod:`miar.records`).
 
 AdamW with optional linear warm-up and cosine decay (per step), gradient clipping, early stopping
-on ``train.criterion`` (validation MAE by default). Seeded; deterministic on CPU.
+on ``train.criterion`` (validation MAE by default). Seeded once, when the :class:`Trainer` is built (after
+the data, so the model's initialisation depends on the seed alone); deterministic on CPU.
+
+A :class:`Trainer` holds one run's model, temperature, optimizer, schedule and shuffling generator, and its
+public training :meth:`~Trainer.step` (the benchmark times that same step); :class:`Progress` is what the
+epoch loop tracks and checkpoints.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import io
 import math
 import random
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +25,10 @@ import torch
 from tqdm import tqdm
 
 from miar import config as C
-from miar.data import ModalDataset, build_splits, iterate
+from miar.data import Batch, ModalDataset, build_splits, iterate
 from miar.losses import Temperature, total_loss
 from miar.metrics import HIGHER_IS_BETTER, METRICS, bootstrap_ci, compute_all
-from miar.model import build_model, contrastive_pairs
+from miar.model import ModelOutput, build_model, contrastive_pairs
 from miar.records import CHECKPOINT, atomic_write, check_writable, environment, write_record
 
 
@@ -50,115 +56,138 @@ def schedule(total_steps: int, warmup_steps: int, cosine: bool):
     return f
 
 
-@torch.no_grad()
-def predict(model, ds: ModalDataset, device, amp: bool, batch_size: int = 256) -> np.ndarray:
-    model.eval()
-    out = []
-    for batch in iterate(ds, batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(model(batch.to(device)).pred.float().cpu())
-    return torch.cat(out).numpy()
-
-
-def _losses(cfg: C.Config, out, y, temp):
-    pairs = contrastive_pairs(out.token_names, cfg.loss.pairs) if out.embeddings else []
-    kind = cfg.loss.contrastive if pairs else "none"
-    loss, terms = total_loss(out.pred.float(), y, {k: v.float() for k, v in out.embeddings.items()},
-                             task=cfg.loss.task, weight=cfg.loss.weight, pairs=pairs,
-                             temperature=temp, kind=kind)
-    for name, value in out.aux.items():  # model-specific terms (e.g. MISA), already weighted
-        loss = loss + value
-        terms[name] = value.detach()
-    return loss, terms
-
-
-def train_epoch(cfg, model, temp, opt, sched, ds, gen, device, amp) -> dict[str, float]:
-    model.train()
-    sums: dict[str, float] = {}
-    n = 0
-    for batch in iterate(ds, cfg.data.batch_size, shuffle=True, generator=gen, bucket=cfg.data.bucket):
-        if len(batch) < 2:  # batch norm and in-batch negatives need two samples
-            continue
-        batch = batch.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(batch)
-        loss, terms = _losses(cfg, out, batch.y, temp)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        opt.step()
-        sched.step()
-        b = len(batch)
-        n += b
-        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * b
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * b
-    return {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
-
-
 def _better(value: float, best: float | None, criterion: str) -> bool:
     if best is None or math.isnan(best):
         return not math.isnan(value)
     return value > best if HIGHER_IS_BETTER[criterion] else value < best
 
 
-def _gate_means(model, ds, device) -> dict[str, float] | None:
-    """Mean gate weight per token over ``ds`` (models with a gate only)."""
-    if getattr(model, "gate", None) is None:
-        return None
-    model.eval()
-    ws, names = [], ()
-    with torch.no_grad():
-        for batch in iterate(ds, 256):
-            out = model(batch.to(device))
-            ws.append(out.gate.float().cpu())
+@dataclass
+class Progress:
+    """What the epoch loop tracks; checkpointed after every epoch."""
+
+    history: list[dict] = field(default_factory=list)  # one row per epoch (history.csv)
+    best: float | None = None  # the criterion's best validation value so far
+    best_epoch: int = 0
+    best_valid: dict = field(default_factory=dict)  # validation metrics of the best epoch
+    best_state: dict | None = None  # the model's state dict at the best epoch
+    stale: int = 0  # epochs since the last improvement
+
+    def record(self, epoch: int, row: dict, valid: dict, criterion: str, model: torch.nn.Module) -> None:
+        self.history.append(row)
+        if _better(valid[criterion], self.best, criterion):
+            self.best, self.best_epoch, self.best_valid, self.stale = valid[criterion], epoch, valid, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.stale += 1
+
+
+class Trainer:
+    """One run's model, learnable temperature, AdamW, schedule and shuffling generator."""
+
+    def __init__(self, cfg: C.Config, dims: dict[str, int], n_train: int, device: torch.device):
+        seed_everything(cfg.seed)  # the run's only seeding: initialisation and dropout follow from it
+        self.cfg, self.device, self.amp = cfg, device, cfg.train.amp == "bf16"
+        self.model = build_model(cfg, dims).to(device)
+        self.temp = Temperature(cfg.loss.temperature, cfg.loss.learnable_temperature).to(device)
+        params = list(self.model.parameters()) + list(self.temp.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                                     fused=True)  # one kernel for all parameters: ~10x faster steps on CPU
+        steps = math.ceil(n_train / cfg.data.batch_size)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, schedule(steps * cfg.train.epochs, steps * cfg.train.warmup_epochs, cfg.train.cosine))
+        self.gen = torch.Generator().manual_seed(cfg.seed)  # training batch order
+
+    def loss(self, out: ModelOutput, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total loss and its named terms: task, contrastive, and the model's own (``out.aux``)."""
+        cfg = self.cfg
+        pairs = contrastive_pairs(out.token_names, cfg.loss.pairs) if out.embeddings else []
+        kind = cfg.loss.contrastive if pairs else "none"
+        loss, terms = total_loss(out.pred.float(), y, {k: v.float() for k, v in out.embeddings.items()},
+                                 task=cfg.loss.task, weight=cfg.loss.weight, pairs=pairs,
+                                 temperature=self.temp, kind=kind)
+        for name, value in out.aux.items():  # model-specific terms (e.g. MISA), already weighted
+            loss = loss + value
+            terms[name] = value.detach()
+        return loss, terms
+
+    def step(self, batch: Batch, update: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One training step: forward, loss, backward and (``update``) clipping, AdamW and the schedule."""
+        batch = batch.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model(batch)
+        loss, terms = self.loss(out, batch.y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if update:
+            if self.cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+            self.opt.step()
+            self.sched.step()
+        return loss, terms
+
+    def epoch(self, ds: ModalDataset) -> dict[str, float]:
+        """One pass over ``ds`` in shuffled, length-bucketed batches; sample-weighted mean losses by name."""
+        self.model.train()
+        sums: dict[str, float] = {}
+        n = 0
+        for batch in iterate(ds, self.cfg.data.batch_size, shuffle=True, generator=self.gen,
+                             bucket=self.cfg.data.bucket):
+            if len(batch) < 2:  # batch norm and in-batch negatives need two samples
+                continue
+            loss, terms = self.step(batch)
+            b = len(batch)
+            n += b
+            for k, v in {"loss": loss.detach(), **terms}.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * b
+        return {f"train_{k}": v / max(n, 1) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def outputs(self, ds: ModalDataset, batch_size: int = 256):
+        """The model's outputs over ``ds`` in order, batch by batch (eval mode)."""
+        self.model.eval()
+        for batch in iterate(ds, batch_size):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                yield self.model(batch.to(self.device))
+
+    def predict(self, ds: ModalDataset) -> np.ndarray:
+        return torch.cat([out.pred.float().cpu() for out in self.outputs(ds)]).numpy()
+
+    def diagnostics(self, ds: ModalDataset) -> dict[str, dict[str, float]]:
+        """The mean over ``ds`` of each per-token weight the model exposes (``ModelOutput.diagnostics``)."""
+        sums: dict[str, list] = {}
+        names: tuple[str, ...] = ()
+        for out in self.outputs(ds):
             names = out.token_names
-    w = torch.cat(ws).mean(0)
-    return {n: round(float(v), 6) for n, v in zip(names, w)}
+            for k, w in out.diagnostics.items():  # (B, K)
+                sums.setdefault(k, []).append(w.float().cpu())
+        return {k: {n: round(float(v), 6) for n, v in zip(names, torch.cat(ws).mean(0))} for k, ws in sums.items()}
 
+    def checkpoint(self, run_dir: Path, epoch: int, progress: Progress) -> None:
+        """Everything needed to continue after ``epoch`` exactly as an uninterrupted run would."""
+        state = {"config": C.dump(self.cfg), "epoch": epoch, "model": self.model.state_dict(),
+                 "temp": self.temp.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                 "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(), "progress": asdict(progress)}
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write(run_dir / CHECKPOINT, buf.getvalue())
 
-def _checkpoint(run_dir: Path, cfg: C.Config, epoch: int, model, temp, opt, sched, gen, loop: dict) -> None:
-    """Everything needed to continue after ``epoch`` exactly as an uninterrupted run would."""
-    state = {"config": C.dump(cfg), "epoch": epoch, "model": model.state_dict(),
-             "temp": temp.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-             "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "loop": loop}
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write(run_dir / CHECKPOINT, buf.getvalue())
-
-
-def _restore(run_dir: Path, cfg: C.Config, model, temp, opt, sched, gen) -> tuple[int, dict] | None:
-    """Load ``checkpoint.pt`` if it belongs to this config; return (epoch, loop state)."""
-    path = run_dir / CHECKPOINT
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a torn or foreign file: say so rather than crash mid-run
-        raise C.ConfigError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start over") from None
-    if state["config"] != C.dump(cfg):
-        raise C.ConfigError(f"{path}: checkpoint was written for a different config; delete it or the run dir")
-    model.load_state_dict(state["model"])
-    temp.load_state_dict(state["temp"])
-    opt.load_state_dict(state["opt"])
-    sched.load_state_dict(state["sched"])
-    gen.set_state(state["gen"])
-    torch.set_rng_state(state["torch_rng"])
-    return state["epoch"], state["loop"]
-
-
-def _setup(cfg: C.Config, train: ModalDataset, device):
-    seed_everything(cfg.seed)  # model init does not depend on how much randomness the data used
-    model = build_model(cfg, train.dims).to(device)
-    temp = Temperature(cfg.loss.temperature, cfg.loss.learnable_temperature).to(device)
-    params = list(model.parameters()) + list(temp.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                            fused=True)  # one kernel for all parameters: ~10x faster steps on CPU
-    steps = math.ceil(len(train) / cfg.data.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, schedule(steps * cfg.train.epochs, steps * cfg.train.warmup_epochs, cfg.train.cosine))
-    return model, temp, opt, sched
+    def restore(self, run_dir: Path) -> tuple[int, Progress] | None:
+        """Load ``checkpoint.pt`` if it belongs to this config; return (epoch, progress)."""
+        path = run_dir / CHECKPOINT
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a torn or foreign file: say so rather than crash mid-run
+            raise C.ConfigError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start over") from None
+        if state["config"] != C.dump(self.cfg):
+            raise C.ConfigError(f"{path}: checkpoint was written for a different config; delete it or the run dir")
+        for name in ("model", "temp", "opt", "sched"):
+            getattr(self, name).load_state_dict(state[name])
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        return state["epoch"], Progress(**state["progress"])
 
 
 def fit(cfg: C.Config, run_dir: str | Path, splits: dict[str, ModalDataset] | None = None,
@@ -170,75 +199,54 @@ def fit(cfg: C.Config, run_dir: str | Path, splits: dict[str, ModalDataset] | No
     """
     if cfg.train.criterion not in METRICS:
         raise C.ConfigError(f"train.criterion: {cfg.train.criterion!r} is not one of {list(METRICS)}")
-    t0 = time.time()
-    run_dir = Path(run_dir)
+    t0, run_dir, crit = time.time(), Path(run_dir), cfg.train.criterion
     check_writable(run_dir)  # fail before training, not after
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.train.device)
-    amp = cfg.train.amp == "bf16"
     splits = splits if splits is not None else build_splits(cfg)
-    train, valid, test = splits["train"], splits["valid"], splits["test"]
-    model, temp, opt, sched = _setup(cfg, train, device)
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    crit = cfg.train.criterion
-    loop = {"best": None, "best_epoch": 0, "best_state": None, "best_valid": {}, "history": [], "stale": 0}
-    start = 1
-    restored = _restore(run_dir, cfg, model, temp, opt, sched, gen) if resume else None
-    if restored is not None:
-        start, loop = restored[0] + 1, restored[1]
+    trainer = Trainer(cfg, splits["train"].dims, len(splits["train"]), pick_device(cfg.train.device))
+    restored = trainer.restore(run_dir) if resume else None
+    start, progress = (restored[0] + 1, restored[1]) if restored is not None else (1, Progress())
     bar = tqdm(range(start, cfg.train.epochs + 1), desc=cfg.name, disable=not cfg.train.progress,
                unit="epoch", leave=False)
     for epoch in bar:
-        if loop["stale"] >= cfg.train.patience:
+        if progress.stale >= cfg.train.patience:
             break
-        te = time.time()
-        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"]}
-        row.update(train_epoch(cfg, model, temp, opt, sched, train, gen, device, amp))
-        valid_m = compute_all(predict(model, valid, device, amp), valid.y.numpy())
-        row.update({f"valid_{k}": v for k, v in valid_m.items()})
-        row["temperature"] = float(temp())
-        row["seconds"] = round(time.time() - te, 3)
-        loop["history"].append(row)
-        if _better(valid_m[crit], loop["best"], crit):
-            loop.update(best=valid_m[crit], best_epoch=epoch, best_valid=valid_m, stale=0,
-                        best_state=copy.deepcopy(model.state_dict()))
-        else:
-            loop["stale"] += 1
-        _checkpoint(run_dir, cfg, epoch, model, temp, opt, sched, gen, loop)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{f"valid_{crit}": f"{valid_m[crit]:.3f}"})
+        te, row = time.time(), {"epoch": epoch, "lr": trainer.opt.param_groups[0]["lr"]}
+        row.update(trainer.epoch(splits["train"]))
+        valid = compute_all(trainer.predict(splits["valid"]), splits["valid"].y.numpy())
+        row.update({f"valid_{k}": v for k, v in valid.items()}, temperature=float(trainer.temp()),
+                   seconds=round(time.time() - te, 3))
+        progress.record(epoch, row, valid, crit, trainer.model)
+        trainer.checkpoint(run_dir, epoch, progress)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{f"valid_{crit}": f"{valid[crit]:.3f}"})
     bar.close()
-    if loop["best_state"] is not None:
-        model.load_state_dict(loop["best_state"])
-    sizes = {"train": len(train), "valid": len(valid), "test": len(test)}
-    metrics = _finish(cfg, run_dir, model, test, device, amp, loop, t0, sizes)
+    if progress.best_state is not None:
+        trainer.model.load_state_dict(progress.best_state)
+    metrics = _finish(trainer, run_dir, splits, progress, t0)
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return metrics
 
 
-def _finish(cfg, run_dir, model, test, device, amp, loop, t0, sizes: dict) -> dict:
+def _finish(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], progress: Progress, t0: float) -> dict:
     """Evaluate the selected model on the test split (once) and write the run record."""
-    pred = predict(model, test, device, amp)
-    labels = test.y.numpy()
+    cfg, test = trainer.cfg, splits["test"]
+    pred, labels = trainer.predict(test), test.y.numpy()
     metrics = {
-        "valid": loop["best_valid"], "test": compute_all(pred, labels),
+        "valid": progress.best_valid, "test": compute_all(pred, labels),
         "test_ci95": {k: list(v) for k, v in bootstrap_ci(pred, labels, seed=cfg.seed).items()},
-        "best_epoch": loop["best_epoch"], "epochs_run": len(loop["history"]),
+        "best_epoch": progress.best_epoch, "epochs_run": len(progress.history),
         "criterion": f"valid_{cfg.train.criterion}",
         "selection": "best validation epoch; the test split is evaluated once, after selection",
-        "n": sizes,
+        "n": {k: len(v) for k, v in splits.items()},
     }
-    gate = _gate_means(model, test, device)
-    if gate is not None:
-        metrics["gate_mean_test"] = gate
+    metrics.update({f"{k}_mean_test": v for k, v in trainer.diagnostics(test).items()})
     if cfg.train.save_model:  # before metrics.json, which marks the record complete
         buf = io.BytesIO()
-        torch.save(model.state_dict(), buf)
+        torch.save(trainer.model.state_dict(), buf)
         atomic_write(run_dir / "model.pt", buf.getvalue())
-    env = environment(str(device), torch.get_num_threads(), time.time() - t0)
-    write_record(run_dir, config_yaml=C.dump(cfg), history=loop["history"], metrics=metrics, env=env,
+    env = environment(str(trainer.device), torch.get_num_threads(), time.time() - t0)
+    write_record(run_dir, config_yaml=C.dump(cfg), history=progress.history, metrics=metrics, env=env,
                  predictions=[{"id": i, "pred": round(float(p), 6), "label": float(y)}
                               for i, p, y in zip(test.ids, pred, labels)])
     return metrics

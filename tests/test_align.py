@@ -4,8 +4,8 @@ import csv
 import json
 
 from miar import config as C
-from miar.align import run_alignment
-from miar.collect import collect
+from miar.study.align import run_alignment
+from miar.study.collect import collect
 from miar.train import fit
 
 

@@ -1,4 +1,4 @@
-"""Alignment numbers (miar.analysis) on hand-made points with known answers."""
+"""Alignment numbers (miar.study.analysis) on hand-made points with known answers."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from miar import analysis as A
 from miar.data.batch import ModalDataset
+from miar.study import analysis as A
 
 
 def _cluster(center, n=200, noise=0.01, seed=0):

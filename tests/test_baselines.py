@@ -30,7 +30,9 @@ def used(name):
 
 
 def entry_params(model, m):
-    """The parameters of the first layer that sees modality ``m`` (projection, or bc-LSTM's LSTM)."""
+    """The parameters of the first layer that sees modality ``m`` (projection, MulT's Conv1d, bc-LSTM's LSTM)."""
+    if hasattr(model, "encoders"):
+        return list(model.encoders[m].proj.parameters())
     first = model.proj if hasattr(model, "proj") else model.lstm
     return list(first[m].parameters())
 
@@ -117,7 +119,7 @@ def test_mult_from_hparams_matches_the_builder():
 def test_late_fusion_starts_as_a_plain_average():
     model = build("late_fusion").eval()
     out = model(make_batch())
-    per = torch.stack([model.head[m](out.features[m]).squeeze(-1) for m in DIMS], 1)  # (B, 3)
+    per = torch.stack([model.heads[m](out.features[m]).squeeze(-1) for m in DIMS], 1)  # (B, 3)
     assert torch.allclose(out.pred, per.mean(1), atol=1e-6)
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from miar import bench, bench_mmsa
+from miar.bench import cli, core
+from miar.bench import mmsa as bench_mmsa
 
 
 def need_mmsa() -> None:
@@ -17,7 +18,7 @@ def need_mmsa() -> None:
 def test_quick_run_writes_every_key(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # run in this process, not a re-exec
     out = tmp_path / "bench" / "cpu.json"
-    assert bench.main(["--quick", "--device", "cpu", "--threads", "1", "--json", str(out),
+    assert cli.main(["--quick", "--device", "cpu", "--threads", "1", "--json", str(out),
                        "--results", str(tmp_path / "results")]) == 0
     report = json.loads(out.read_text())
     for key in ("machine", "settings", "matmul_peak", "models", "epoch_scaling", "miar_mosei_epoch_s",
@@ -27,7 +28,7 @@ def test_quick_run_writes_every_key(tmp_path, monkeypatch, capsys):
     for key in ("cpu_model", "cores", "torch", "device", "load_average_start", "load_average_end"):
         assert key in m, key
     assert report["settings"]["quick"] is True
-    assert {r["model"] for r in report["models"]} == set(bench.MODELS)
+    assert {r["model"] for r in report["models"]} == set(core.MODELS)
     for r in report["models"]:
         assert r["train_samples_per_s"] > 0 and r["infer_batch_ms"] > 0
         assert r["flops_per_train_sample"] > 0 and 0 < r["fraction_of_peak"] < 1
@@ -48,19 +49,19 @@ def test_interleaved_times_every_function_after_warmup():
         def f(_):
             calls[k] += 1
         return f
-    s = bench.Settings(warmup=2, repeats=3)
-    t = bench.interleaved({"a": fn("a"), "b": fn("b")}, lambda: None, s)
+    s = core.Settings(warmup=2, repeats=3)
+    t = core.interleaved({"a": fn("a"), "b": fn("b")}, lambda: None, s)
     assert calls == {"a": 5, "b": 5}
     assert len(t["a"]) == len(t["b"]) == 3
 
 
 def test_study_wall_time_from_sweep_record_and_run_records(tmp_path):
-    assert bench.study_wall_time(tmp_path) == "not yet run"
+    assert cli.study_wall_time(tmp_path) == "not yet run"
     for name, wall in (("mosi", 10.0), ("mosi_bc_mult", 5.5)):
         run = tmp_path / "runs" / name / "seed1111"
         run.mkdir(parents=True)
         (run / "env.json").write_text(json.dumps({"wall_time_s": wall}))
-    got = bench.study_wall_time(tmp_path)
+    got = cli.study_wall_time(tmp_path)
     assert got["runs"] == 2 and got["sum_of_run_wall_times_s"] == pytest.approx(15.5)
     assert "sweep_wall_s" not in got  # no sweep record yet
     (tmp_path / "sweeps").mkdir()
@@ -70,7 +71,7 @@ def test_study_wall_time_from_sweep_record_and_run_records(tmp_path):
     partial = {**rec, "started_utc": "2026-01-02T00:00:00Z", "wall_s": 5.0, "runs_executed": 1,
                "complete_from_scratch": False}  # a later top-up run does not count as the study's time
     (tmp_path / "sweeps" / "study-20260102T000000Z.json").write_text(json.dumps(partial))
-    got = bench.study_wall_time(tmp_path)
+    got = cli.study_wall_time(tmp_path)
     assert got["sweep_wall_s"] == 1800.0 and got["sweep_workers"] == 2
 
 
@@ -91,7 +92,7 @@ def test_mmsa_mult_built_with_our_hyperparameters():
 def test_mmsa_comparison_quick():
     need_mmsa()
     torch.set_num_threads(1)
-    s = bench.settings(quick=True, device="cpu")
+    s = core.settings(quick=True, device="cpu")
     got = bench_mmsa.compare(s, log=lambda _: None)
     assert got["available"] and len(got["shapes"]) == len(s.shapes) * len(s.batches)
     assert all(r["speedup"] > 0 for r in got["shapes"]) and got["speedup_geomean"] > 0
@@ -99,10 +100,10 @@ def test_mmsa_comparison_quick():
 
 def test_omp_policy_auto_follows_the_load(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setattr(bench.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(bench.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
-    assert bench.omp_policy("auto") == "active" and bench.omp_policy("passive") == "passive"
-    monkeypatch.setattr(bench.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
-    assert bench.omp_policy("auto") == "passive" and bench.omp_policy("active") == "active"
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert cli.omp_policy("auto") == "active" and cli.omp_policy("passive") == "passive"
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    assert cli.omp_policy("auto") == "passive" and cli.omp_policy("active") == "active"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # set by the caller: auto keeps it
-    assert bench.omp_policy("auto") == "active"
+    assert cli.omp_policy("auto") == "active"

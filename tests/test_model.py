@@ -36,13 +36,13 @@ def test_shapes_and_gradients_reach_every_encoder(scheme, interaction, n_tokens,
     assert out.pred.shape == (5,)
     assert out.tokens.shape == (5, k, 16) and len(out.token_names) == k
     assert set(out.embeddings) == set(out.token_names)
-    assert (out.gate is not None) == gate
+    assert ("gate" in out.diagnostics) == gate
     if gate:
-        assert torch.allclose(out.gate.sum(1), torch.ones(5))
+        assert torch.allclose(out.diagnostics["gate"].sum(1), torch.ones(5))
     loss = out.pred.sum() + sum(e.sum() for e in out.embeddings.values())
     loss.backward()
     for m in DIMS:
-        g = model.proj[m].lin.weight.grad
+        g = model.encoders[m].proj.lin.weight.grad
         assert g is not None and g.abs().sum() > 0, f"no gradient reaches the {m} projection"
 
 

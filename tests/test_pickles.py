@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
-import types
 from collections import OrderedDict
 from pathlib import Path
 
@@ -14,10 +12,11 @@ import pytest
 import torch
 
 from miar.data.batch import DataError, ModalDataset
+from miar.data.check import detect_and_load
 from miar.data.pickles import load_mmsa_pickle, load_mult_pickle
 from miar.data.safe_pickle import UnsafePickleError, safe_load
 from miar.data.synthetic import make_synthetic, write_mmsa_pickle, write_mult_pickle
-from miar.data.validate import detect_and_load, summarize, validate_splits
+from miar.data.validate import summarize, validate_splits
 
 REAL_NAME = "CMU-MOSI/CMUMOSI_features_raw_2way.pkl"
 REAL_PKL = next((p for p in (Path(os.environ.get("MIAR_DATA", "/nonexistent")) / REAL_NAME,
@@ -275,9 +274,8 @@ def test_detect_unknown_and_directories(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="none of"):
         detect_and_load(tmp_path)
     (tmp_path / "text_train0.csv").write_text("")
-    fake = types.ModuleType("miar.data.mosi")
-    fake.load_mosi_check = lambda p: make_synthetic(seed=2, n_train=5, n_valid=2, n_test=2,
-                                                    dims=(3, 3, 3), seq_len=4)
-    monkeypatch.setitem(sys.modules, "miar.data.mosi", fake)
+    import miar.data.check
+    monkeypatch.setattr(miar.data.check, "load_mosi_check",
+                        lambda p: make_synthetic(seed=2, n_train=5, n_valid=2, n_test=2, dims=(3, 3, 3), seq_len=4))
     assert len(detect_and_load(tmp_path)["train"]) == 5
     assert isinstance(detect_and_load(_dump(mult_obj(), tmp_path / "m.pkl"))["test"], ModalDataset)

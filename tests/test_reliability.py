@@ -13,7 +13,8 @@ import pytest
 
 from miar.config import ConfigError
 from miar.records import is_complete
-from miar.sweep import SweepLocked, results_lock, run_sweep
+from miar.study.executor import run_sweep
+from miar.study.lock import SweepLocked, results_lock
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["train.epochs=1", "data.synthetic.n_train=64", "data.synthetic.n_valid=32", "data.synthetic.n_test=32",

@@ -16,7 +16,7 @@ import pytest
 
 from miar import config as C
 from miar import report as R
-from miar.collect import collect
+from miar.study.collect import collect
 from miar.metrics import METRICS, bootstrap_ci, compute_all, summarize_seeds
 from miar.records import write_record
 

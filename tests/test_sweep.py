@@ -18,7 +18,8 @@ from miar import cli
 from miar import config as C
 from miar.config import ConfigError
 from miar.metrics import METRICS
-from miar.sweep import check_parameters, load_sweep
+from miar.study.params import check_parameters
+from miar.study.plan import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["train.epochs=1", "data.synthetic.n_train=64", "data.synthetic.n_valid=32", "data.synthetic.n_test=32",

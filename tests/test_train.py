@@ -77,9 +77,9 @@ def test_real_mosi_one_seed(tmp_path, mosi_root):
 
 
 def test_resume_after_interruption_gives_the_uninterrupted_metrics(tmp_path, tiny_cfg, monkeypatch):
-    import miar.train as T
+    from miar.train import Trainer
     full = fit(tiny_cfg, tmp_path / "full")
-    real_epoch, calls = T.train_epoch, {"n": 0}
+    real_epoch, calls = Trainer.epoch, {"n": 0}
 
     def dying_epoch(*a, **k):
         calls["n"] += 1
@@ -87,18 +87,17 @@ def test_resume_after_interruption_gives_the_uninterrupted_metrics(tmp_path, tin
             raise KeyboardInterrupt  # the process dies during epoch 3
         return real_epoch(*a, **k)
 
-    monkeypatch.setattr(T, "train_epoch", dying_epoch)
+    monkeypatch.setattr(Trainer, "epoch", dying_epoch)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_cfg, tmp_path / "cut")
     assert (tmp_path / "cut" / "checkpoint.pt").is_file() and not is_complete(tmp_path / "cut")
-    monkeypatch.setattr(T, "train_epoch", real_epoch)
+    monkeypatch.setattr(Trainer, "epoch", real_epoch)
     resumed = fit(tiny_cfg, tmp_path / "cut", resume=True)
     assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
     assert not (tmp_path / "cut" / "checkpoint.pt").exists()
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, tiny_cfg):
-    from miar.train import _checkpoint  # noqa: F401 (the format under test)
     fit(C.merge(tiny_cfg, {"train": {"epochs": 1}}), tmp_path / "r")
     (tmp_path / "r" / "metrics.json").unlink()
     import torch

@@ -17,6 +17,9 @@ from miar.data.batch import (
     iterate,
     zscore_stats,
 )
+from miar.data.mosi import load_mosi
+from miar.data.pickles import load_mmsa_pickle, load_mult_pickle
+from miar.data.synthetic import make_synthetic
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -41,19 +44,16 @@ def build_splits(cfg) -> dict[str, ModalDataset]:
     """train/valid/test datasets for ``cfg.data`` restricted to ``cfg.data.modalities``."""
     d = cfg.data
     if d.source == "synthetic":
-        from miar.data.synthetic import make_synthetic
         s = d.synthetic
         splits = make_synthetic(s.preset, seed=s.seed, n_train=s.n_train, n_valid=s.n_valid,
                                 n_test=s.n_test, aligned=s.aligned, seq_len=s.seq_len, noise=s.noise,
                                 strength=s.strength, shift=s.shift, dims=s.dims)
     elif d.source == "mosi":
-        from miar.data.mosi import load_mosi
         return load_mosi(data_root(d.path), split=d.split, modalities=tuple(d.modalities),
                          text_features=d.text_features, context=d.context,
                          n_valid_videos=d.n_valid_videos, valid_seed=d.valid_seed,
                          standardize=d.standardize, text_granularity=d.text_granularity)
     elif d.source in ("mmsa", "mult"):
-        from miar.data.pickles import load_mmsa_pickle, load_mult_pickle
         if not d.path:
             raise DataError(f"data.source={d.source} needs data.path (the pickle file)")
         splits = (load_mmsa_pickle if d.source == "mmsa" else load_mult_pickle)(d.path)
@@ -64,4 +64,5 @@ def build_splits(cfg) -> dict[str, ModalDataset]:
 
 
 __all__ = ["MODALITIES", "Batch", "DataError", "ModalDataset", "build_splits", "data_root",
-           "batch_indices", "iterate", "standardize"]
+           "batch_indices", "iterate", "load_mmsa_pickle", "load_mosi", "load_mult_pickle", "make_synthetic",
+           "standardize"]

@@ -19,6 +19,11 @@ from torch import Tensor
 MODALITIES: tuple[str, ...] = ("text", "audio", "vision")  # fixed iteration order everywhere
 
 
+def ordered(modalities) -> tuple[str, ...]:
+    """``modalities`` (names, or a dict keyed by them) in the fixed order: text, audio, vision, then others."""
+    return tuple(m for m in MODALITIES if m in modalities) + tuple(m for m in modalities if m not in MODALITIES)
+
+
 class DataError(ValueError):
     """Bad or inconsistent input data; the message names the file and the problem."""
 
@@ -45,6 +50,22 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def shared_axis(batch: Batch, modalities: tuple[str, ...]) -> bool:
+    """True when the modalities share one time axis: context windows, or aligned batches."""
+    lengths = {batch.mask[m].shape[1] for m in modalities}
+    if batch.target is not None:
+        if len(lengths) != 1:
+            raise ValueError(f"context windows need one time axis for all modalities, got {lengths}")
+        return True
+    first = batch.mask[modalities[0]]
+    return len(lengths) == 1 and all(torch.equal(batch.mask[m], first) for m in modalities[1:])
+
+
+def joint_mask(batch: Batch, modalities: tuple[str, ...]) -> Tensor:
+    """Steps where any modality is real: (B, T) bool."""
+    return torch.stack([batch.mask[m] for m in modalities], 0).any(0)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from miar.data.batch import DataError
+from miar.data.mosi_files import base_dir, read_mosi
 
 ENCODER_DIMS = {"minilm": 384, "mpnet": 768, "static": 64}
 INSTALL_HINT = {
@@ -172,7 +173,6 @@ def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, p
     """Embed the lower-cased transcripts with ``encoder``; write ``mosi_<encoder>.npz`` atomically."""
     from tqdm.auto import tqdm
 
-    from miar.data.mosi_files import base_dir, read_mosi
 
     check_encoder(encoder)
     offline()

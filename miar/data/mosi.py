@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from miar.data.batch import MODALITIES, DataError, ModalDataset, apply_zscore, zscore_stats
+from miar.data.encoders import default_cache_dir, load_features
 from miar.data.mosi_files import (  # noqa: F401 (DIMS, base_dir, mosi_dir: re-exported)
     DIMS,
     FOLDS_FILE,
@@ -95,7 +96,6 @@ def zscore(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def encoder_text(table: MosiTable, text_features: str, cache_dir, root, tokens: bool) -> dict[str, np.ndarray]:
     """Cached encoder features aligned to the table rows: ``sentence`` (and ``tokens``, ``lengths``)."""
-    from miar.data.encoders import default_cache_dir, load_features
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(base_dir(root))
     feats = load_features(text_features, cache, tokens=tokens)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from miar.data.batch import MODALITIES, DataError
+from miar.data.safe_pickle import safe_load
 
 DIMS = {"text": 100, "audio": 73, "vision": 100}  # released feature widths
 FILE_PREFIX = {"text": "text", "audio": "audio", "vision": "video"}  # <prefix>_<part>0.csv
@@ -139,7 +140,6 @@ def read_folds(d: Path, known_videos: set[str]) -> dict[str, set[str]] | None:
     path = d / FOLDS_FILE
     if not path.is_file():
         return None
-    from miar.data.safe_pickle import safe_load
 
     obj = safe_load(path)
     if not isinstance(obj, (list, tuple)) or len(obj) < 7:

@@ -9,7 +9,6 @@ finite labels inside [-3, 3], unique ids within a split. Every failure is a one-
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
@@ -89,25 +88,4 @@ def summarize(splits: dict[str, ModalDataset]) -> str:
     return "\n".join(lines)
 
 
-def detect_and_load(path: str | Path) -> dict[str, ModalDataset]:
-    """Load a MOSI CSV directory, an MMSA pickle or a MulT pickle, whichever ``path`` is."""
-    p = Path(path)
-    if p.is_dir():
-        if not any((p / f).is_file() for f in MOSI_CSV_MARKERS):
-            raise DataError(f"{p}: directory holds none of {list(MOSI_CSV_MARKERS)}")
-        from miar.data.mosi import load_mosi_check
-
-        splits = load_mosi_check(p)
-        validate_splits(splits, str(p), required=())
-        return splits
-    from miar.data.pickles import load_pickle_object, pickle_format
-    from miar.data.safe_pickle import safe_load
-
-    obj = safe_load(p)
-    if pickle_format(obj) is None:
-        raise DataError(f"{p}: unknown pickle structure (expected an MMSA dict with "
-                        f"'regression_labels' or a MulT dict with 'labels' per split)")
-    return load_pickle_object(obj, str(p))
-
-
-__all__ = ["SPLITS", "validate_splits", "summarize", "detect_and_load"]
+__all__ = ["SPLITS", "validate_splits", "summarize"]

@@ -1,6 +1,7 @@
 """Baselines for the MIAR study, all returning :class:`ModelOutput` with ``embeddings={}`` (no
-contrastive term) and per-modality pooled ``features``. ``build_baseline`` reads the config; the
-modules take plain numbers.
+contrastive term) and per-modality pooled ``features``. :mod:`miar.model.build` reads the config and
+injects the per-modality encoders (:class:`~miar.model.encoders.ModalityEncoder`); the modules take
+modules and plain numbers.
 
 - ``text_only``: projection and normalization of text, the contextual encoder, pooling, MLP head.
 - ``early_fusion``: per-modality projections concatenated (per step when the modalities share a time
@@ -20,112 +21,65 @@ run packed over the real steps only.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from miar.config import Config, ConfigError
-from miar.data.batch import MODALITIES, Batch
-from miar.model.encoders import ContextEncoder, Projection
-from miar.model.layers import Dropout, masked_mean, packed_lstm, pool
-from miar.model.miar import ModelOutput
-
-
-def ordered(dims: dict[str, int]) -> tuple[str, ...]:
-    """Modalities of ``dims`` in the fixed order (text, audio, vision, then any others)."""
-    return tuple(m for m in MODALITIES if m in dims) + tuple(m for m in dims if m not in MODALITIES)
-
-
-def mlp_head(d_in: int, hidden: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, 1))
-
-
-def shared_axis(batch: Batch, modalities: tuple[str, ...]) -> bool:
-    """True when the modalities share one time axis: context windows, or aligned batches."""
-    lengths = {batch.mask[m].shape[1] for m in modalities}
-    if batch.target is not None:
-        if len(lengths) != 1:
-            raise ValueError(f"context windows need one time axis for all modalities, got {lengths}")
-        return True
-    first = batch.mask[modalities[0]]
-    return len(lengths) == 1 and all(torch.equal(batch.mask[m], first) for m in modalities[1:])
-
-
-def joint_mask(batch: Batch, modalities: tuple[str, ...]) -> Tensor:
-    """Steps where any modality is real: (B, T) bool."""
-    return torch.stack([batch.mask[m] for m in modalities], 0).any(0)
+from miar.data.batch import Batch, joint_mask, ordered, shared_axis
+from miar.model.encoders import ContextEncoder, encode_all
+from miar.model.layers import Dropout, masked_mean, mlp_head, packed_lstm, pool
+from miar.model.output import ModelOutput
 
 
 class Unimodal(nn.Module):
-    """One modality: projection and normalization, the contextual encoder, pooling, MLP head
-    (``text_only`` is this model on text)."""
+    """One modality: its encoder and a head (``text_only`` is this model on text)."""
 
-    def __init__(self, dims: dict[str, int], modality: str = "text", *, d: int = 64, n_heads: int = 4,
-                 n_layers: int = 1, encoder: str = "transformer", norm: str = "layernorm",
-                 dropout: float = 0.1, head_hidden: int = 64, max_len: int = 512):
+    def __init__(self, encoders: nn.ModuleDict, head: nn.Module):
         super().__init__()
-        self.modality = modality
-        self.proj = nn.ModuleDict({modality: Projection(dims[modality], d, norm, dropout)})
-        self.enc = ContextEncoder(d, encoder, n_layers, n_heads, dropout, max_len)
-        self.head = mlp_head(d, head_hidden, dropout)
+        if len(encoders) != 1:
+            raise ValueError(f"a unimodal model takes one encoder, got {list(encoders)}")
+        self.encoders, self.head = encoders, head
 
     def forward(self, batch: Batch) -> ModelOutput:
-        m, mask = self.modality, batch.mask[self.modality]  # mask (B, T)
-        h = self.proj[m](batch.x[m], mask) * mask.unsqueeze(-1)  # (B, T, d)
-        z = pool(self.enc(h, mask, batch.target), mask, batch.target)  # (B, d)
-        return ModelOutput(pred=self.head(z).squeeze(-1), features={m: z})
+        _, pooled = encode_all(self.encoders, batch)  # m -> (B, d)
+        (z,) = pooled.values()
+        return ModelOutput(pred=self.head(z).squeeze(-1), features=pooled)
 
 
 class EarlyFusion(nn.Module):
     """Early fusion: projected modalities concatenated, one contextual encoder, one head.
 
-    Shared time axis: per-step concatenation (B, T, M*d) -> linear to d -> encoder -> pool at the
-    target. Unaligned: per-modality pooled projections concatenated (B, M*d) -> the same linear -> head.
+    ``encoders`` project (no contextual encoder of their own). Shared time axis: per-step concatenation
+    (B, T, M*d) -> ``fuse`` to d -> ``context`` -> pool at the target. Unaligned: per-modality pooled
+    projections concatenated (B, M*d) -> the same ``fuse`` -> head.
     """
 
-    def __init__(self, dims: dict[str, int], *, d: int = 64, n_heads: int = 4, n_layers: int = 1,
-                 encoder: str = "transformer", norm: str = "layernorm", dropout: float = 0.1,
-                 head_hidden: int = 64, max_len: int = 512):
+    def __init__(self, encoders: nn.ModuleDict, fuse: nn.Module, context: ContextEncoder, head: nn.Module):
         super().__init__()
-        self.modalities = ordered(dims)
-        self.proj = nn.ModuleDict({m: Projection(dims[m], d, norm, dropout) for m in self.modalities})
-        self.fuse = nn.Linear(len(self.modalities) * d, d)
-        self.enc = ContextEncoder(d, encoder, n_layers, n_heads, dropout, max_len)
-        self.head = mlp_head(d, head_hidden, dropout)
+        self.encoders, self.fuse, self.context, self.head = encoders, fuse, context, head
+        self.modalities = tuple(encoders)
 
     def forward(self, batch: Batch) -> ModelOutput:
-        hs = {m: self.proj[m](batch.x[m], batch.mask[m]) * batch.mask[m].unsqueeze(-1)
-              for m in self.modalities}  # m -> (B, T_m, d)
-        feats = {m: pool(hs[m], batch.mask[m], batch.target) for m in self.modalities}  # m -> (B, d)
+        hs, feats = encode_all(self.encoders, batch)  # m -> (B, T_m, d), m -> (B, d)
         if shared_axis(batch, self.modalities):
             mask = joint_mask(batch, self.modalities)  # (B, T)
             h = self.fuse(torch.cat([hs[m] for m in self.modalities], -1))  # (B, T, d)
-            z = pool(self.enc(h * mask.unsqueeze(-1), mask, batch.target), mask, batch.target)  # (B, d)
+            z = pool(self.context(h * mask.unsqueeze(-1), mask, batch.target), mask, batch.target)  # (B, d)
         else:
             z = self.fuse(torch.cat([feats[m] for m in self.modalities], -1))  # (B, d)
         return ModelOutput(pred=self.head(z).squeeze(-1), features=feats)
 
 
 class LateFusion(nn.Module):
-    """Late fusion: one unimodal model per modality (projection, encoder, pool, head); the
-    predictions are averaged with learned softmax weights (initially uniform)."""
+    """Late fusion: one encoder and one head per modality; the predictions are averaged with learned
+    softmax weights (initially uniform)."""
 
-    def __init__(self, dims: dict[str, int], *, d: int = 64, n_heads: int = 4, n_layers: int = 1,
-                 encoder: str = "transformer", norm: str = "layernorm", dropout: float = 0.1,
-                 head_hidden: int = 64, max_len: int = 512):
+    def __init__(self, encoders: nn.ModuleDict, heads: nn.ModuleDict):
         super().__init__()
-        self.modalities = ordered(dims)
-        self.proj = nn.ModuleDict({m: Projection(dims[m], d, norm, dropout) for m in self.modalities})
-        self.enc = nn.ModuleDict({m: ContextEncoder(d, encoder, n_layers, n_heads, dropout, max_len)
-                                  for m in self.modalities})
-        self.head = nn.ModuleDict({m: mlp_head(d, head_hidden, dropout) for m in self.modalities})
-        self.weight = nn.Parameter(torch.zeros(len(self.modalities)))  # (M,) softmax logits
+        self.encoders, self.heads = encoders, heads
+        self.weight = nn.Parameter(torch.zeros(len(encoders)))  # (M,) softmax logits
 
     def forward(self, batch: Batch) -> ModelOutput:
-        feats, preds = {}, []
-        for m in self.modalities:
-            mask = batch.mask[m]  # (B, T_m)
-            h = self.proj[m](batch.x[m], mask) * mask.unsqueeze(-1)  # (B, T_m, d)
-            feats[m] = pool(self.enc[m](h, mask, batch.target), mask, batch.target)  # (B, d)
-            preds.append(self.head[m](feats[m]).squeeze(-1))  # (B,)
+        _, feats = encode_all(self.encoders, batch)  # m -> (B, d)
+        preds = [self.heads[m](z).squeeze(-1) for m, z in feats.items()]  # M x (B,)
         pred = torch.stack(preds, 1) @ torch.softmax(self.weight, 0).to(preds[0].dtype)  # (B,)
         return ModelOutput(pred=pred, features=feats)
 
@@ -171,34 +125,4 @@ class BCLSTM(nn.Module):
         return ModelOutput(pred=self.head(z).squeeze(-1), features=feats)
 
 
-def build_baseline(cfg: Config, dims: dict[str, int]) -> nn.Module:
-    """The baseline named by ``cfg.model.name`` for input feature ``dims`` (modality -> width)."""
-    m = cfg.model
-    if not dims:
-        raise ConfigError(f"model {m.name} needs at least one modality (data.modalities)")
-    common = dict(d=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers, encoder=m.encoder,
-                  norm=m.norm, dropout=m.dropout, head_hidden=m.head_hidden, max_len=m.max_len)
-    if m.name == "text_only":
-        if "text" not in dims:
-            raise ConfigError("model text_only needs the text modality (data.modalities)")
-        return Unimodal(dims, "text", **common)
-    if m.name == "early_fusion":
-        return EarlyFusion(dims, **common)
-    if m.name == "late_fusion":
-        return LateFusion(dims, **common)
-    if m.name == "bclstm":
-        return BCLSTM(dims, d=m.d_model, dropout=m.dropout, head_hidden=m.head_hidden)
-    if m.name in ("mult", "misa") and len(dims) < 2:
-        raise ConfigError(f"model {m.name} needs at least two modalities (data.modalities)")
-    from miar.model.misa import MISA  # noqa: PLC0415 (they import this module's helpers)
-    from miar.model.mult import mult_from_hparams  # noqa: PLC0415
-    if m.name == "mult":
-        return mult_from_hparams(dims, m.d_model, m.n_heads, m.n_layers, m.dropout)
-    if m.name == "misa":
-        return MISA(dims, **common, sim_weight=m.misa_sim_weight, diff_weight=m.misa_diff_weight,
-                    recon_weight=m.misa_recon_weight)
-    raise ConfigError(f"model.name: {m.name!r} is not a baseline")
-
-
-__all__ = ["BCLSTM", "EarlyFusion", "LateFusion", "Unimodal", "build_baseline", "mlp_head", "ordered",
-           "packed_lstm", "shared_axis"]
+__all__ = ["BCLSTM", "EarlyFusion", "LateFusion", "Unimodal", "mlp_head", "ordered", "packed_lstm", "shared_axis"]

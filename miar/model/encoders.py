@@ -1,11 +1,13 @@
-"""Per-modality projection to the shared width and contextual encoders (transformer, LSTM or none)."""
+"""One modality's encoder: projection to the shared width -> padded steps zeroed -> contextual encoder
+(transformer, LSTM or positions only) -> pooling. :class:`ModalityEncoder` is that stack, written once;
+``miar.model.build.build_encoders`` makes one per modality from the config and every model takes them."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from miar.model.layers import Block, Dropout, MaskedNorm, key_mask, packed_lstm
+from miar.model.layers import Block, Dropout, MaskedNorm, key_mask, packed_lstm, pool
 
 
 class Projection(nn.Module):
@@ -56,3 +58,31 @@ class ContextEncoder(nn.Module):
         elif self.kind == "lstm":
             x = packed_lstm(self.lstm, x, mask)  # (B, T, d), real steps only
         return x * mask.unsqueeze(-1).to(x.dtype)
+
+
+class ModalityEncoder(nn.Module):
+    """Projection -> mask -> contextual encoder (``None``: none, e.g. early fusion's inputs) -> pooling.
+
+    Returns the encoded steps and their pool at the target step (masked mean without one)."""
+
+    def __init__(self, proj: Projection, context: ContextEncoder | None):
+        super().__init__()
+        self.proj, self.context = proj, context
+
+    @property
+    def width(self) -> int:
+        return self.proj.lin.out_features
+
+    def forward(self, x: Tensor, mask: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
+        h = self.proj(x, mask) * mask.unsqueeze(-1)  # (B, T, d)
+        if self.context is not None:
+            h = self.context(h, mask, target)  # (B, T, d)
+        return h, pool(h, mask, target)  # (B, T, d), (B, d)
+
+
+def encode_all(encoders: nn.ModuleDict, batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Every modality's encoded steps and pooled feature: (modality -> (B, T_m, d), modality -> (B, d))."""
+    seqs, pooled = {}, {}
+    for m, enc in encoders.items():  # the builder's fixed modality order
+        seqs[m], pooled[m] = enc(batch.x[m], batch.mask[m], batch.target)
+    return seqs, pooled

@@ -1,7 +1,8 @@
 """Feature interaction: how the feature tokens are formed (MIAR's abstract leaves this open).
 
 Every scheme takes the encoded sequences ``xs`` (modality -> (B, T_m, d)), their masks and the
-pooled per-modality features ``pooled`` (modality -> (B, d)), and returns (names, tokens (B, K, d)).
+pooled per-modality features ``pooled`` (modality -> (B, d)), and returns (names, tokens (B, K, d));
+``n_tokens`` is its K.
 
 - ``h1`` (default): a learnable query per modality, seeded with that modality's pooled feature,
   cross-attends to the *other* modalities' sequences; with ``fused`` a further query attends to all.
@@ -27,6 +28,7 @@ class PoolTokens(nn.Module):
     def __init__(self, modalities: tuple[str, ...], fused: bool):
         super().__init__()
         self.modalities, self.fused = modalities, fused
+        self.n_tokens = len(modalities) + fused
 
     def forward(self, xs, masks, pooled):
         toks = [pooled[m] for m in self.modalities]  # K x (B, d)
@@ -44,6 +46,7 @@ class QueryTokens(nn.Module):
         super().__init__()
         self.modalities, self.fused = modalities, fused
         names = self.names = tuple(modalities) + ((FUSED,) if fused else ())
+        self.n_tokens = len(names)
         self.query = nn.ParameterDict({n: nn.Parameter(0.02 * torch.randn(d)) for n in names})
         self.blocks = nn.ModuleDict(
             {n: nn.ModuleList(Block(d, n_heads, dropout) for _ in range(n_layers)) for n in names})
@@ -78,6 +81,7 @@ class DirectedTokens(nn.Module):
         self.pairs = [("text", m) for m in others] + [(m, "text") for m in others]
         if not fused:  # 3 tokens: drop the last directed pair
             self.pairs = self.pairs[:3] if len(self.pairs) > 3 else self.pairs
+        self.n_tokens = len(self.pairs)
         self.blocks = nn.ModuleDict({f"{a}<-{b}": nn.ModuleList(Block(d, n_heads, dropout)
                                                                  for _ in range(n_layers))
                                      for a, b in self.pairs})
@@ -100,6 +104,7 @@ class JointTokens(nn.Module):
         super().__init__()
         self.modalities, self.fused = modalities, fused
         self.names = tuple(modalities) + ((FUSED,) if fused else ())
+        self.n_tokens = len(self.names)
         self.query = nn.Parameter(0.02 * torch.randn(len(self.names), d))
         self.blocks = nn.ModuleList(Block(d, n_heads, dropout) for _ in range(n_layers))
 

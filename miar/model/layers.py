@@ -162,3 +162,8 @@ class MaskedNorm(nn.Module):
         out = torch.zeros_like(x)
         out[mask] = self.norm(x[mask])  # (N_real, d)
         return out
+
+
+def mlp_head(d_in: int, hidden: int, dropout: float) -> nn.Sequential:
+    """The regression head: Linear -> GELU -> dropout -> Linear to one output."""
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, 1))

@@ -27,10 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miar.data.batch import Batch
-from miar.model.baselines import ordered
-from miar.model.encoders import ContextEncoder, Projection
-from miar.model.layers import Block, Dropout, pool
-from miar.model.miar import ModelOutput
+from miar.model.encoders import encode_all
+from miar.model.layers import Block, Dropout
+from miar.model.output import ModelOutput
 
 
 def cmd(x1: Tensor, x2: Tensor, n_moments: int = 5) -> Tensor:
@@ -58,21 +57,16 @@ def diff_loss(a: Tensor, b: Tensor) -> Tensor:
 class MISA(nn.Module):
     """MISA over two or more modalities; see the module docstring."""
 
-    def __init__(self, dims: dict[str, int], *, d: int = 64, n_heads: int = 4, n_layers: int = 1,
-                 encoder: str = "transformer", norm: str = "layernorm", dropout: float = 0.1,
-                 head_hidden: int = 64, max_len: int = 512, sim_weight: float = 1.0,
-                 diff_weight: float = 0.3, recon_weight: float = 1.0, n_moments: int = 5):
+    def __init__(self, encoders: nn.ModuleDict, *, n_heads: int = 4, dropout: float = 0.1,
+                 sim_weight: float = 1.0, diff_weight: float = 0.3, recon_weight: float = 1.0, n_moments: int = 5):
         super().__init__()
-        del head_hidden  # MISA's head width follows d (kept for a uniform signature)
-        self.modalities = ordered(dims)
-        if len(self.modalities) < 2:
+        self.modalities = mods = tuple(encoders)
+        if len(mods) < 2:
             raise ValueError("MISA needs at least two modalities")
-        mods = self.modalities
+        d = next(iter(encoders.values())).width
         self.weights = {"misa_sim": sim_weight, "misa_diff": diff_weight, "misa_recon": recon_weight}
         self.n_moments = n_moments
-        self.proj = nn.ModuleDict({m: Projection(dims[m], d, norm, dropout) for m in mods})
-        self.enc = nn.ModuleDict({m: ContextEncoder(d, encoder, n_layers, n_heads, dropout, max_len)
-                                  for m in mods})
+        self.encoders = encoders
         self.utt = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.LayerNorm(d))
                                   for m in mods})
         self.private = nn.ModuleDict({m: nn.Sequential(nn.Linear(d, d), nn.Sigmoid()) for m in mods})
@@ -96,11 +90,10 @@ class MISA(nn.Module):
         return {n: self.weights[n] * v for n, v in terms.items()}
 
     def forward(self, batch: Batch) -> ModelOutput:
+        _, pooled = encode_all(self.encoders, batch)  # m -> (B, d)
         utt, shared, private, recon = {}, {}, {}, {}
         for m in self.modalities:
-            mask = batch.mask[m]  # (B, T_m)
-            h = self.proj[m](batch.x[m], mask) * mask.unsqueeze(-1)  # (B, T_m, d)
-            utt[m] = self.utt[m](pool(self.enc[m](h, mask, batch.target), mask, batch.target))  # (B, d)
+            utt[m] = self.utt[m](pooled[m])  # (B, d)
             shared[m], private[m] = self.shared(utt[m]), self.private[m](utt[m])  # (B, d) each
             recon[m] = self.recon(shared[m] + private[m])  # (B, d)
         h = torch.stack([private[m] for m in self.modalities]

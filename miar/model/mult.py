@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miar.data.batch import Batch
-from miar.model.baselines import ordered
+from miar.data.batch import Batch, ordered
 from miar.model.layers import Block, Dropout, dropout, key_mask, pool
-from miar.model.miar import ModelOutput
+from miar.model.output import ModelOutput
 
 
 @functools.lru_cache(maxsize=64)

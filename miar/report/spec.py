@@ -84,7 +84,7 @@ def main_config():
 def study_overrides(sweep: str = "study") -> dict[str, list[str]]:
     """Experiment display name -> its overrides in the study sweep ({} when the sweep does not resolve)."""
     try:
-        from miar.sweep import load_sweep
+        from miar.study.plan import load_sweep
 
         _, runs = load_sweep(sweep)
     except Exception:  # a sweep being edited must not break the book; the table then says "planned"

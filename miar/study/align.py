@@ -1,6 +1,6 @@
 """``miar align``: the alignment analysis of an experiment's trained runs, executed with papermill.
 
-For each experiment, ``notebooks/alignment.ipynb`` runs once over every complete run that kept its
+For each experiment, the packaged ``alignment.ipynb`` runs once over every complete run that kept its
 weights (``model.pt``), writes ``alignment.json`` and the t-SNE figures into each run directory, and
 is saved as ``DIR/notebooks/<experiment>/alignment.ipynb``. Experiments whose runs all have a current
 ``alignment.json`` are skipped. ``miar collect`` then adds the numbers to the tables (``align_*``).
@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 from miar.records import is_complete
-from miar.sweep import NOTEBOOKS_DIR, PACKAGE_ROOT, results_lock
+from miar.study.executor import PACKAGE_ROOT
+from miar.study.lock import results_lock
+from miar.study.plan import notebooks_dir
 
 
 def aligned_runs(results: Path, experiment: str) -> list[Path]:
@@ -29,7 +31,7 @@ def is_current(run_dir: Path) -> bool:
 def run_alignment(experiments: list[str] | None, results: str | Path = "results", split: str = "test",
                   max_points: int = 600) -> int:
     """Analyse the given experiments (default: every experiment with saved weights); 0 on success."""
-    import papermill as pm
+    import papermill as pm  # lazy: the notebooks extra
 
     results = Path(results)
     if not experiments:
@@ -47,7 +49,7 @@ def run_alignment(experiments: list[str] | None, results: str | Path = "results"
             out = results / "notebooks" / exp / "alignment.ipynb"
             out.parent.mkdir(parents=True, exist_ok=True)
             print(f"align {exp}: {len(runs)} runs -> {out}")
-            pm.execute_notebook(str(NOTEBOOKS_DIR / "alignment.ipynb"), str(out), progress_bar=True,
+            pm.execute_notebook(str(notebooks_dir() / "alignment.ipynb"), str(out), progress_bar=True,
                                 parameters={"run_dirs": [str(d) for d in runs], "split": split,
                                             "max_points": max_points, "out_dir": ""})
     return 0

@@ -10,7 +10,10 @@ atomically:
 - ``DIR/summary.json``: ``{"schema_version": 1, "experiments": {NAME: {"n_seeds", "metrics": {METRIC:
   {"mean", "std", "ci95": [low, high]}}, "extra": {KEY: {..., "n"}}}}}`` (nan as null); ``metrics`` are
   the test metrics, ``extra`` the validation metrics (``valid_*``), gate weights (``gate_*``) and
-  alignment numbers (``align_*``) where the runs have them.
+  alignment numbers (``align_*``) where the runs have them; ``"comparisons"``: the rows of comparisons.csv;
+- ``DIR/tables/comparisons.csv``: every comparison declared in ``miar/experiments/comparisons.yaml``, one row
+  per (family, A, B, metric), with test-video bootstrap intervals, permutation and equivalence tests, Holm
+  correction, power and the verdict (:mod:`miar.comparisons`; runs without ``predictions.csv`` are left out).
 
 Before writing, every executed notebook ``DIR/notebooks/<experiment>/<run>.ipynb`` that has a complete run record
 is cross-checked: its papermill parameters (``metadata.papermill.parameters``) must resolve, through
@@ -22,11 +25,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from miar import config as C
+from miar.comparisons import comparisons, load_families
 from miar.metrics import METRICS, summarize_seeds
 from miar.records import atomic_write, csv_text, is_complete
 
@@ -167,8 +173,19 @@ def collect(results: str | Path = "results") -> dict:
     (results / "tables").mkdir(parents=True, exist_ok=True)
     atomic_write(results / "tables" / "runs.csv", csv_text(rows))
     atomic_write(results / "tables" / "summary.csv", csv_text(summary_rows(summary)))
+    comps = _comparisons(results)
+    summary["comparisons"] = _nan_to_none(comps)
+    atomic_write(results / "tables" / "comparisons.csv", csv_text(comps))
     atomic_write(results / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _comparisons(results: Path) -> list[dict]:
+    """Every declared comparison (miar/experiments/comparisons.yaml), with a progress bar on a terminal."""
+    families = load_families()
+    total = sum(len(f["pairs"]) for f in families.values())
+    with tqdm(total=total, desc="comparisons", unit="pair", disable=not sys.stderr.isatty()) as bar:
+        return comparisons(results, families, progress=lambda *_: bar.update())
 
 
 __all__ = ["CollectError", "collect", "cross_check", "find_runs", "run_row", "summarize", "SCHEMA_VERSION"]

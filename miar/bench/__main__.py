@@ -1,0 +1,7 @@
+"""``python -m miar.bench``: the same as ``miar bench``."""
+
+import sys
+
+from miar.bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,16 @@
+"""The runner wing: how the study is executed, apart from the core (config, data, model, losses, train).
+
+- :mod:`~miar.study.plan`: a sweep file resolved into runs, and each run's state in a results directory;
+- :mod:`~miar.study.params`: the notebooks' side of the contract, the strict parameters check (all a
+  notebook imports from this wing; it does not import the runner);
+- :mod:`~miar.study.executor`: ``miar sweep``, the process pool executing the notebooks with papermill;
+- :mod:`~miar.study.papermill_engine`: the papermill engine that keeps one Jupyter kernel per worker;
+- :mod:`~miar.study.lock`: one sweep (or alignment) at a time on a results directory;
+- :mod:`~miar.study.record`: the sweep record (``results/sweeps/*.json``);
+- :mod:`~miar.study.align`: ``miar align``; :mod:`~miar.study.collect`: ``miar collect``;
+- :mod:`~miar.study.analysis`: the alignment numbers and plots the notebooks compute (modality gap,
+  silhouettes, t-SNE); it lives here because only the study's notebooks use it.
+
+The notebooks themselves ship inside the package (``miar/_notebooks``, a link to the top-level
+``notebooks/``); :func:`~miar.study.plan.notebooks_dir` finds them through :mod:`importlib.resources`.
+"""

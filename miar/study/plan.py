@@ -1,0 +1,145 @@
+"""A sweep file resolved into runs, and the state of each run in a results directory.
+
+A sweep is a YAML file in ``miar/experiments/sweeps/`` (or any path)::
+
+    notebook: train.ipynb          # in the packaged notebooks (or a path)
+    seeds: [1111, 1112]            # default seeds of every entry
+    runs:
+      - experiment: smoke          # an experiment name or a YAML path
+      - experiment: smoke
+        variant: no_contrastive    # shown as experiment "smoke+no_contrastive"
+        overrides: [loss.weight=0]
+        seeds: [1111]              # optional, replaces the default seeds
+
+A variant's config gets ``name=<experiment>+<variant>`` as its first override, so the run record names
+its experiment. Every config is resolved strictly before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from miar import config as C
+from miar.records import is_complete
+
+SWEEPS_DIR = C.EXPERIMENTS_DIR / "sweeps"
+_SWEEP_KEYS = {"notebook", "seeds", "runs", "description"}
+_ENTRY_KEYS = {"experiment", "variant", "overrides", "seeds"}
+_VARIANT = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def notebooks_dir() -> Path:
+    """The parameterized notebooks shipped with the package (``miar/_notebooks``: in a checkout and an
+    editable install a link to the top-level ``notebooks/``, in a wheel a copy)."""
+    return Path(str(files("miar") / "_notebooks"))
+
+
+def list_sweeps() -> list[str]:
+    return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+
+
+@dataclass(frozen=True)
+class Run:
+    """One notebook execution of a sweep."""
+
+    experiment: str  # as given to the notebook: a name or a YAML path
+    display: str  # directory name under runs/ and notebooks/: experiment stem (+variant)
+    seed: int
+    overrides: tuple[str, ...]
+    config_yaml: str  # the resolved config, as the run record will hold it
+
+    @property
+    def name(self) -> str:
+        return f"s{self.seed}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.display}/{self.name}"
+
+    def run_dir(self, results: Path) -> Path:
+        return Path(results) / "runs" / self.display / self.name
+
+    def notebook_path(self, results: Path) -> Path:
+        return Path(results) / "notebooks" / self.display / f"{self.name}.ipynb"
+
+
+def sweep_path(name: str) -> Path:
+    """A sweep name in ``miar/experiments/sweeps/`` or a path to a YAML file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise C.ConfigError(f"{p}: no such sweep file")
+        return p
+    p = SWEEPS_DIR / f"{name}.yaml"
+    if not p.is_file():
+        known = ", ".join(list_sweeps())
+        raise C.ConfigError(f"unknown sweep '{name}' (known: {known})")
+    return p
+
+
+def _seeds(value, where: str) -> list[int]:
+    if not isinstance(value, list) or not value or not all(type(s) is int for s in value):
+        raise C.ConfigError(f"{where}: seeds must be a non-empty list of integers, got {value!r}")
+    return value
+
+
+def _entry_runs(entry, default_seeds, where: str) -> list[Run]:
+    if not isinstance(entry, dict) or "experiment" not in entry:
+        raise C.ConfigError(f"{where}: each run needs an 'experiment' key, got {entry!r}")
+    unknown = set(entry) - _ENTRY_KEYS
+    if unknown:
+        raise C.ConfigError(f"{where}: unknown key(s) {sorted(unknown)} (valid: {sorted(_ENTRY_KEYS)})")
+    exp, variant = str(entry["experiment"]), entry.get("variant")
+    overrides = entry.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise C.ConfigError(f"{where}: overrides must be a list of 'key=value' strings")
+    display = Path(exp).stem if Path(exp).suffix in (".yaml", ".yml") else exp
+    if variant is not None:
+        if not isinstance(variant, str) or not _VARIANT.match(variant):
+            raise C.ConfigError(f"{where}: variant must match {_VARIANT.pattern}, got {variant!r}")
+        display = f"{display}+{variant}"
+        overrides = [f"name={display}", *overrides]
+    seeds = _seeds(entry["seeds"], where) if "seeds" in entry else default_seeds
+    runs = []
+    for seed in seeds:
+        try:
+            cfg = C.load(exp, overrides=overrides, seed=seed)
+        except C.ConfigError as e:
+            raise C.ConfigError(f"{where} ({display}, seed {seed}): {e}") from None
+        runs.append(Run(exp, display, seed, tuple(overrides), C.dump(cfg)))
+    return runs
+
+
+def load_sweep(name: str) -> tuple[Path, list[Run]]:
+    """The notebook and the runs of a sweep, every config resolved strictly."""
+    path = sweep_path(name)
+    data = C._read_yaml(path)
+    unknown = set(data) - _SWEEP_KEYS
+    if unknown:
+        raise C.ConfigError(f"{path}: unknown key(s) {sorted(unknown)} (valid: {sorted(_SWEEP_KEYS)})")
+    nb = Path(data.get("notebook", "train.ipynb"))
+    nb = nb if nb.is_absolute() or nb.parent != Path(".") else notebooks_dir() / nb
+    if not nb.is_file():
+        raise C.ConfigError(f"{path}: notebook {nb} not found")
+    default_seeds = _seeds(data.get("seeds", [1111]), f"{path}")
+    entries = data.get("runs")
+    if not isinstance(entries, list) or not entries:
+        raise C.ConfigError(f"{path}: 'runs' must be a non-empty list")
+    runs = [r for i, e in enumerate(entries) for r in _entry_runs(e, default_seeds, f"{path}: runs[{i}]")]
+    seen: set[str] = set()
+    for r in runs:
+        if r.key in seen:
+            raise C.ConfigError(f"{path}: run {r.key} appears twice")
+        seen.add(r.key)
+    return nb, runs
+
+
+def status(run: Run, results: Path) -> str:
+    """``done`` (complete, same config), ``changed`` (complete, other config), ``incomplete`` or ``new``."""
+    d = run.run_dir(results)
+    if is_complete(d):
+        return "done" if (d / "config.yaml").read_text() == run.config_yaml else "changed"
+    return "incomplete" if d.exists() else "new"

@@ -1,0 +1,80 @@
+"""The package's structure: no import cycle between ``miar`` modules, counting the imports placed inside
+functions (an import moved into a function hides a cycle from Python, not from this test)."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "miar"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the ``miar`` modules it imports anywhere in its file (module level or inside functions)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("miar"):
+                deps |= {c for c in [node.module, *(f"{node.module}.{a.name}" for a in node.names)] if c in modules}
+            elif isinstance(node, ast.ImportFrom) and node.level > 0:
+                raise AssertionError(f"{path}: relative import (the package uses absolute imports)")
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in modules}
+        graph[name] = deps - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+                on_stack.discard(comp[-1])
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_miar_modules():
+    graph = import_graph()
+    assert {"miar.train", "miar.model.build", "miar.study.executor", "miar.bench.cli"} <= set(graph)
+    assert "miar.data.validate" in graph["miar.data.check"]  # function-level imports are counted too
+    assert cycles(graph) == []
+
+
+def test_notebooks_do_not_import_the_runner():
+    """The notebooks import the parameters check and the analysis helpers, never the sweep executor."""
+    notebooks = sorted((PACKAGE.parent / "notebooks").glob("*.ipynb"))
+    assert {"train.ipynb", "alignment.ipynb", "data.ipynb"} <= {nb.name for nb in notebooks}
+    for nb in notebooks:
+        text = nb.read_text()
+        assert "check_parameters" not in text or "from miar.study.params import check_parameters" in text, nb.name
+        for runner in ("executor", "plan", "lock", "record", "papermill_engine"):
+            assert f"miar.study.{runner}" not in text, (nb.name, runner)
