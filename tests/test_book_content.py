@@ -112,3 +112,18 @@ def test_performance_figures_draw(tmp_path):
     assert P.speedup_figure(report) is not None and P.models_figure(report) is not None
     assert P.models_figure({"models": []}) is None
     assert list(pd.unique(P.models_table(report)["Shape"])) == ["MOSI aligned", "MOSI unaligned"]
+
+
+def test_split_sizes_table_has_one_row_per_distinct_split(tmp_path):
+    from miar.report.tables import split_sizes_table
+
+    assert split_sizes_table(tmp_path).empty
+    for exp, n in (("a", (10, 2, 5)), ("a+x", (10, 2, 5)), ("b", (1000, 20, 50))):
+        for seed in (1, 2):
+            d = tmp_path / "runs" / exp / f"s{seed}"
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({"n": dict(zip(("train", "valid", "test"), n))}))
+    t = split_sizes_table(tmp_path)
+    assert t["Train / valid / test"].tolist() == ["10 / 2 / 5", "1,000 / 20 / 50"]
+    assert t["Experiments"].tolist() == [2, 1] and t["Runs"].tolist() == [4, 2]
+    assert t["Which"].tolist() == ["`a*`", "`b`"]

@@ -136,3 +136,25 @@ def ablation_names(summary: dict, overrides: dict[str, list[str]], base: str = M
     then any others in the study sweep or in the results, in that order."""
     extra = [n.split("+", 1)[1] for n in [*overrides, *summary] if n.startswith(base + "+")]
     return list(dict.fromkeys(v for v in [*ABLATIONS, *extra] if v not in ENCODERS and v not in LEARNING_RATES))
+
+
+def split_sizes_table(results: str | Path) -> pd.DataFrame:
+    """The split sizes the runs actually used (``metrics.json`` ``n``), one row per distinct (train, valid,
+    test): how many experiments and runs used it and which families (the experiment name up to its first
+    ``+``, with ``*`` for its variants). Empty without run records."""
+    groups: dict[tuple, dict] = {}
+    for d in run_dirs(results):
+        n = json.loads((d / "metrics.json").read_text()).get("n", {})
+        key = tuple(n.get(k) for k in ("train", "valid", "test"))
+        g = groups.setdefault(key, {"experiments": set(), "runs": 0})
+        g["experiments"].add(d.parent.name)
+        g["runs"] += 1
+    rows = []
+    for key, g in sorted(groups.items(), key=lambda kv: -kv[1]["runs"]):
+        fams = sorted({e.split("+", 1)[0] + ("*" if any(x.startswith(e.split("+", 1)[0] + "+")
+                                                        for x in g["experiments"]) else "")
+                       for e in g["experiments"]})
+        rows.append({"Train / valid / test": " / ".join("-" if v is None else f"{v:,}" for v in key),
+                     "Experiments": len(g["experiments"]), "Runs": g["runs"],
+                     "Which": ", ".join(f"`{f}`" for f in fams)})
+    return pd.DataFrame(rows)
