@@ -1,6 +1,6 @@
 """miar.report on a tiny fake results directory written here through the real pipeline (run records ->
 ``miar collect``): the book's tables equal ``summarize_seeds`` of the per-seed inputs, verdicts follow the
-Welch rule, the README block is replaced idempotently and missing results read "not yet run".
+comparisons collect wrote, the README block is replaced idempotently and missing results read "not yet run".
 
 ``write_fake_results`` is also used by ``test_book.py`` to build the book with every chapter populated.
 """
@@ -16,9 +16,9 @@ import pytest
 
 from miar import config as C
 from miar import report as R
-from miar.study.collect import collect
 from miar.metrics import METRICS, bootstrap_ci, compute_all, summarize_seeds
 from miar.records import write_record
+from miar.study.collect import collect
 
 SEEDS = (1111, 1112, 1113)
 TWO = {R.MAIN: 0.5, "mosi_bc_text_only": 0.9}  # experiment -> prediction noise (MIAR clearly better)
@@ -52,7 +52,7 @@ def write_fake_results(root: Path, experiments: dict[str, float] = TWO, seeds=SE
             write_record(run, config_yaml=C.dump(cfg), metrics=metrics,
                          history=[{"epoch": e, "train_loss": 1.0 / e, "valid_mae": test["mae"] + 0.1 / e}
                                   for e in range(1, 6)],
-                         predictions=[{"id": f"v_{j}", "pred": float(p), "label": float(t)}
+                         predictions=[{"id": f"v{j // 5}_{j % 5 + 1}", "pred": float(p), "label": float(t)}
                                       for j, (p, t) in enumerate(zip(pred, y))],
                          env={"commit": "abc123", "dirty": False, "python": "3.11", "torch": "2.13.0",
                               "numpy": "2", "platform": "Linux", "device": "cpu", "device_name": "fake CPU",
@@ -143,14 +143,40 @@ def test_verdicts_and_title(fake):
     root, _ = fake
     rows = {r["claim"]: r for r in R.verdicts(root)}
     assert rows["sota"]["verdict"] == R.NOT_RUN  # only one of six baselines has run
-    assert "better" in rows["sota"]["detail"]
+    assert "**better**" in rows["sota"]["detail"] and "not run" in rows["sota"]["detail"]
     assert rows["contrastive"]["verdict"] == R.NOT_RUN
     assert rows["mosei"]["verdict"] == "not testable"
     assert R.title_tag(list(rows.values())) is None
-    decided = [{**r, "verdict": "supported"} for r in rows.values()]
+    decided = [{**r, "verdict": "reproduced"} for r in rows.values()]
     assert R.title_tag(decided) == "[Re]"
-    decided[0]["verdict"] = "not supported"
-    assert R.title_tag(decided) == "[¬Re]"
+    for refuted in ("contradicted", "equivalent"):
+        decided[0]["verdict"] = refuted
+        assert R.title_tag(decided) == "[¬Re]"
+    decided[0]["verdict"] = "inconclusive"  # no main claim refuted, one undecided: no tag
+    assert R.title_tag(decided) is None
+
+
+def test_claim_verdict_rule():
+    assert R.combine(["better", "better"]) == "reproduced"
+    assert R.combine(["better", "worse"]) == "contradicted"
+    assert R.combine(["better", "equivalent", "inconclusive"]) == "equivalent"
+    assert R.combine(["better", "inconclusive"]) == "inconclusive"
+    assert R.combine(["better", "not run"]) == R.NOT_RUN
+    assert R.combine([]) == R.NOT_RUN
+
+
+def test_collect_writes_the_comparisons(fake):
+    root, _ = fake
+    comps = R.load_comparisons(root)
+    summary = json.loads((root / "summary.json").read_text())
+    assert len(summary["comparisons"]) == len(comps) > 0
+    row = R.rows_of(comps, "main_bc", "mae", [(R.MAIN, "mosi_bc_text_only")]).iloc[0]
+    assert row["n_seeds_a"] == row["n_seeds_b"] == len(SEEDS) and row["n_videos"] == 16
+    assert row["diff"] < 0 and row["ci_high_h"] < 0 and row["verdict"] == "better"
+    assert row["ci_low_h"] <= row["ci_low"] + 0.02  # the hierarchical interval holds the video one's spread
+    missing = R.rows_of(comps, "main_bc", "mae", [(R.MAIN, "mosi_bc_mult")]).iloc[0]
+    assert missing["verdict"] == "not run" and "mosi_bc_mult" in missing["note"]
+    assert "Detectable (80% power)" in R.power_table(comps, ["main_bc"]).columns
 
 
 def test_anchor_table_keeps_published_and_ours_apart(fake):
@@ -209,7 +235,7 @@ def test_extras_alignment_gate_bench_notebooks_env(tmp_path):
     assert "better" in rows["alignment"]["detail"]
     write_fake_results(tmp_path, {**exps, R.SYNTH: 0.5, f"{R.SYNTH}+no_contrastive": 0.5}, extras=True)
     rows = {r["claim"]: r for r in R.verdicts(tmp_path)}
-    assert rows["alignment"]["verdict"] == "supported"  # the fake gap is 0.3 vs 0.9 in both
+    assert rows["alignment"]["verdict"] == "reproduced"  # the fake gap is 0.3 vs 0.9 in both
     truth = R.gate_vs_truth(tmp_path, R.SYNTH)
     strength = C.load("smoke").data.synthetic.strength
     assert truth["Generated strength"].tolist() == [*strength, "-"]
@@ -265,19 +291,6 @@ def test_fmt_handles_missing_values():
     assert R.fmt(None, "mae") == "-" and R.fmt(float("nan"), "mae") == "-"
     assert R.fmt(0.81234, "has0_acc2") == "81.23" and R.fmt(0.81234, "mae") == "0.812"
     assert R.fmt_stats(None, "mae") == R.NOT_RUN
-
-
-def test_paired_comparison_by_hand(fake):
-    root, values = fake
-    runs = R.load_runs(root)
-    a, b = np.array(values[R.MAIN]["mae"]), np.array(values["mosi_bc_text_only"]["mae"])
-    d = a - b  # same seed order (SEEDS) on both sides
-    from scipy.stats import t
-    half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-    c = R.paired(runs, R.MAIN, "mosi_bc_text_only", "mae")
-    assert c.gain == pytest.approx(-d.mean()) and c.lo == pytest.approx(-d.mean() - half)
-    assert c.n_a == c.n_b == len(SEEDS) and c.status == "better"
-    assert R.paired(runs, R.MAIN, "mosi_bc_mult") is None
 
 
 def test_tuning_budget_chooses_on_validation_only(tmp_path):

@@ -21,8 +21,21 @@ Submodules: ``study`` (experiment names, metric display), ``anchors`` (published
 """
 
 from miar.report.anchors import ANCHORS_BC, ANCHORS_STD
-from miar.report.compare import compare, comparison_table, paired, welch
-from miar.report.figures import curves_figure, forest_figure, page_setup, seed_figure
+from miar.report.compare import compare, comparison_table, welch
+from miar.report.evidence import (
+    calibration_table,
+    diff_text,
+    evidence_line,
+    forest,
+    load_comparisons,
+    margins_history,
+    margins_table,
+    power_table,
+    rows_of,
+)
+from miar.report.evidence import comparison_table as evidence_table
+from miar.report.figures import curves_figure, forest_figure, page_setup, seed_figure, show_figure
+from miar.report.findings import display_name, findings, headline, main_claim_rows
 from miar.report.formatting import fmt, fmt_stats, label, md_table, not_yet_run, show
 from miar.report.io import (
     alignment_frame,
@@ -96,12 +109,12 @@ from miar.report.tuning import (
     tuned_rows,
     tuning_table,
 )
-from miar.report.verdicts import title_tag, verdict_table, verdicts
+from miar.report.verdicts import CLAIMS, combine, title_tag, verdict_table, verdicts
 
 __all__ = [
     "ABLATIONS", "ALIGN_RERUN", "ANCHORS_BC", "ANCHORS_STD", "BASELINES", "ENCODERS", "END", "HEADLINE",
     "LEARNING_RATES", "MAIN", "PRIMARY", "epoch_runs_table", "kernel_overhead", "load_bench", "mmsa_table", "models_table", "readme_speed",
-    "scaling_figure", "speedup_figure", "study_wall", "sweep_records", "targets_table", "best_by_validation", "paired", "ranked_by_validation", "tuned_choice", "tuned_rows", "tuning_table",
+    "scaling_figure", "speedup_figure", "study_wall", "sweep_records", "targets_table", "best_by_validation", "diff_text", "evidence_line", "evidence_table", "forest", "load_comparisons", "power_table", "rows_of", "ranked_by_validation", "tuned_choice", "tuned_rows", "tuning_table",
     "MAIN_TABLE", "NOT_RUN", "RESULTS_ENV", "SPEC", "START", "STD_TABLE", "SYNTH", "SYNTH_VARIANTS",
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "compare",
     "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
@@ -109,5 +122,5 @@ __all__ = [
     "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
-    "update_readme", "variants", "verdict_table", "verdicts", "welch",
+    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table",
 ]

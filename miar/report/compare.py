@@ -1,6 +1,10 @@
-"""Comparing two experiments: the difference of their seed means with a Welch 95% interval
-(:func:`compare`), or the mean per-seed difference over shared seeds (:func:`paired`); "better" /
-"worse" only when the interval excludes 0."""
+"""Seed-level comparison of two experiments: the difference of their seed means with a Welch 95% interval
+(:func:`compare`); "better" / "worse" only when the interval excludes 0.
+
+It answers "would another seed differ?" only, not "would another sample of test videos differ?". The
+verdicts use the test-video comparisons of :mod:`miar.report.evidence` (``tables/comparisons.csv``); this is
+kept for quantities that have no per-utterance prediction (the modality gap of the alignment chapter) and for
+descriptive seed-level tables, which the book labels as such."""
 
 from __future__ import annotations
 
@@ -78,29 +82,6 @@ def compare_values(a: str, b: str, metric: str, va, vb) -> Comparison | None:
 def compare(runs: pd.DataFrame, a: str, b: str, metric: str = PRIMARY) -> Comparison | None:
     """``a`` vs ``b`` on the per-seed test values of runs.csv; None when either has no runs."""
     return compare_values(a, b, metric, seed_values(runs, a, metric), seed_values(runs, b, metric))
-
-
-def paired(runs: pd.DataFrame, a: str, b: str, metric: str = PRIMARY) -> Comparison | None:
-    """``a`` vs ``b`` over the seeds both ran: the mean per-seed difference with its Student-t 95%
-    interval (n - 1 degrees of freedom); None when they share no seed."""
-    from scipy.stats import t
-
-    col = f"test_{metric}"
-    if runs.empty or col not in runs:
-        return None
-    va, vb = (runs[runs["experiment"] == e].set_index("seed")[col].astype(float) for e in (a, b))
-    seeds = sorted(set(va.dropna().index) & set(vb.dropna().index))
-    if not seeds:
-        return None
-    d = va.loc[seeds].to_numpy() - vb.loc[seeds].to_numpy()
-    diff, lo, hi = float(d.mean()), math.nan, math.nan
-    if len(d) >= 2:
-        half = float(t.ppf(0.975, len(d) - 1)) * float(np.std(d, ddof=1)) / math.sqrt(len(d))
-        lo, hi = diff - half, diff + half
-    if metric in LOWER_IS_BETTER:
-        diff, lo, hi = -diff, -hi, -lo
-    return Comparison(a, b, metric, len(d), len(d), float(va.loc[seeds].mean()), float(vb.loc[seeds].mean()),
-                      diff, lo, hi)
 
 
 def comparison_table(comps: dict[str, Comparison | None]) -> pd.DataFrame:

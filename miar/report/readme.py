@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from miar.report.findings import findings, headline
 from miar.report.formatting import md_table
 from miar.report.io import load_summary, run_dirs
 from miar.report.perf import readme_speed
 from miar.report.study import HEADLINE, MAIN, MAIN_TABLE, RERUN
 from miar.report.tables import anchor_table, present, results_table
+from miar.report.verdicts import verdicts
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -28,8 +30,11 @@ def readme_table(results: str | Path) -> str:
                     for d in run_dirs(results, MAIN)})  # records name the splits they counted
     split = "; ".join(" / ".join(f"{k} {v}" for k, v in n) for n in sizes if n)
     split = f" (utterances: {split})" if split else ""
+    verdict = [headline(verdicts(results)).replace("**", "") + " From `results/tables/comparisons.csv` "
+               "(seeds and test videos resampled, Holm-corrected, margins declared in "
+               "`miar/experiments/margins.yaml`):", "\n".join(f"- {s}" for s in findings(results))]
     return "\n\n".join([
-        f"Ours: CMU-MOSI, bc-LSTM split{split}, released utterance features, checkpoint selected on held-out "
+        *verdict, f"Ours: CMU-MOSI, bc-LSTM split{split}, released utterance features, checkpoint selected on held-out "
         "training videos only, test set evaluated once; mean ± population std over seeds.",
         md_table(ours), *([speed] if (speed := readme_speed(results)) else []), "Published numbers on the same split (their code selects checkpoints on the test set), "
         "beside ours in separate columns:", md_table(anchors), head])

@@ -1,19 +1,29 @@
-"""The abstract's claims (:data:`CLAIMS`) and the rules that turn comparisons into verdicts: a claim that
-"a beats every b" is supported only when every comparison is "better" (:func:`compare`), contradicted when
-one is "worse"; the main claims decide the [Re] / [¬Re] title (:func:`title_tag`)."""
+"""The abstract's claims (:data:`CLAIMS`) and the rule that turns the comparisons of ``tables/comparisons.csv``
+into verdicts (:func:`verdicts`), and the verdicts into the ReScience title tag (:func:`title_tag`).
+
+Each claim names the comparisons that test it (family and pairs of ``miar/experiments/comparisons.yaml``) on the
+primary metric. A comparison is *better* / *worse* when its Holm-adjusted permutation p is below alpha and the
+hierarchical 95% interval excludes zero, *equivalent* when the Holm-adjusted equivalence test (TOST against the
+margin declared in ``miar/experiments/margins.yaml``) is below alpha, else *inconclusive*. A claim is
+*reproduced* when every comparison is better, *contradicted* when one is worse, *equivalent* when none is worse
+and one is equivalent (the claimed gain is shown to be smaller than the margin), else *inconclusive*.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from miar.report.compare import Comparison, compare, compare_values
-from miar.report.formatting import label
-from miar.report.io import alignment_frame, load_runs, load_summary
-from miar.report.study import BASELINES, ENCODERS, MAIN, NOT_RUN, PRIMARY, SYNTH
-from miar.report.tuning import ranked_by_validation
+from miar.report.compare import compare_values
+from miar.report.evidence import NOT_COMPARED, evidence_line, load_comparisons, rows_of
+from miar.report.formatting import fmt, label
+from miar.report.io import alignment_frame
+from miar.report.study import MAIN, MAIN_TABLE, NOT_RUN, PRIMARY, SYNTH
+
+CLAIM_VERDICTS = ("reproduced", "equivalent", "contradicted", "inconclusive")
 
 
 @dataclass(frozen=True)
@@ -23,68 +33,102 @@ class Claim:
     test: str  # how this study tests it
     page: str  # the chapter with the evidence
     main: bool  # decides the [Re] / [¬Re] title
+    family: str = ""  # the comparisons (tables/comparisons.csv) that test it; "" when none
+    pairs: tuple = ()  # (A, B) pairs of that family; () for all of them
+
+
+def _v(name: str) -> str:
+    return f"{MAIN}+{name}"
 
 
 CLAIMS = (
     Claim("sota", "MIAR outperforms state-of-the-art methods on CMU-MOSI",
           f"MIAR vs every baseline we run under the same protocol ({label(PRIMARY)}); published bc-split numbers "
-          "beside ours", "results", True),
+          "beside ours", "results", True, "main_bc"),
     Claim("interaction", "Feature interaction (the feature tokens) improves sentiment prediction",
-          "MIAR vs `+no_interaction`", "ablations", True),
+          "MIAR vs `+no_interaction`", "ablations", True, "components", ((MAIN, _v("no_interaction")),)),
     Claim("contrastive", "Contrastive alignment improves sentiment prediction",
-          "MIAR vs `+no_contrastive`", "ablations", True),
+          "MIAR vs `+no_contrastive`", "ablations", True, "components", ((MAIN, _v("no_contrastive")),)),
     Claim("normalization", "Normalization strategies improve sentiment prediction", "MIAR vs `+no_norm`",
-          "ablations", False),
+          "ablations", False, "components", ((MAIN, _v("no_norm")),)),
     Claim("alignment", "Alignment reduces the distribution differences between modalities",
           "modality gap of the tokens, MIAR vs `+no_contrastive`, on CMU-MOSI and on synthetic data with a "
-          "known shift", "alignment", False),
+          "known shift (seed-level Welch interval: the gap is not a per-utterance prediction)", "alignment", False),
     Claim("unequal", "Modelling the unequal contributions of the modalities helps", "`+gate` vs MIAR",
-          "ablations", False),
+          "ablations", False, "components", ((_v("gate"), MAIN),)),
     Claim("text_generalization", "MIAR generalizes across different text-model features",
-          "MIAR vs the strongest baseline (lowest mean validation MAE) with each text encoder", "encoders", True),
+          "MIAR vs the stronger baseline (lower mean validation MAE) with each text encoder", "encoders", True,
+          "encoders"),
     Claim("mosei", "The gains hold on CMU-MOSEI", "no CMU-MOSEI data is available here", "method", False),
 )
 
 
-def _combine(comps: list[Comparison | None]) -> tuple[str, str]:
-    """Verdict of "a beats every b": supported / contradicted / not supported / not yet run."""
+def combine(verdicts: list[str]) -> str:
+    """A claim's verdict from its comparisons' verdicts (see the module docstring)."""
+    if not verdicts or all(v == NOT_COMPARED for v in verdicts):
+        return NOT_RUN
+    if "worse" in verdicts:
+        return "contradicted"
+    if "equivalent" in verdicts:
+        return "equivalent"
+    if NOT_COMPARED in verdicts:
+        return NOT_RUN
+    return "reproduced" if all(v == "better" for v in verdicts) else "inconclusive"
+
+
+def _power_statement(rows: pd.DataFrame) -> str:
+    """What would decide an inconclusive claim: the largest detectable difference and what would shrink it."""
+    ran = rows[rows["verdict"] != NOT_COMPARED]
+    if ran.empty:
+        return ""
+    worst = ran.loc[ran["mdd80"].astype(float).idxmax()]
+    m = worst["metric"]
+    seeds = float(worst["seeds_needed"])
+    more = (f"more seeds alone cannot get there (the {int(worst['n_videos'])} test videos are too few); about "
+            f"{int(float(worst['videos_needed'])):,} test videos would" if seeds == math.inf else
+            f"about {int(seeds):,} seeds per experiment would (or {int(float(worst['videos_needed'])):,} test videos)")
+    return (f"With these runs the study detects, at 80% power, a {label(m)} difference of "
+            f"{fmt(worst['mdd80'], m)} or more; to detect the margin {fmt(worst['margin'], m)}, {more}")
+
+
+def _alignment(results) -> tuple[str, str]:
+    align = alignment_frame(results)
+    if align.empty:
+        return NOT_RUN, "no alignment analyses yet"
+
+    def gap(e):
+        return align.loc[(align["experiment"] == e) & (align["kind"] == "tokens"), "modality_gap"].dropna()
+
+    comps = [compare_values(a, b, "modality_gap", gap(a), gap(b))
+             for a, b in ((MAIN, _v("no_contrastive")), (SYNTH, f"{SYNTH}+no_contrastive"))]
     done = [c for c in comps if c is not None]
-    if not done:
-        return NOT_RUN, "no runs for this comparison"
-    detail = "; ".join(f"vs `{c.b}`: {c.text()}, {c.status}" for c in done)
-    if any(c.status == "too few seeds" for c in done):
-        return "inconclusive", detail
-    if any(c.status == "worse" for c in done):
-        return "contradicted", detail
+    status = [c.status for c in done]
+    detail = "; ".join(f"`{c.a}` vs `{c.b}`: {c.text()}, {c.status} (seed-level)" for c in done)
     if len(done) < len(comps):
-        return NOT_RUN, detail + f"; {len(comps) - len(done)} comparison(s) not yet run"
-    return ("supported" if all(c.status == "better" for c in done) else "not supported"), detail
+        return NOT_RUN, (detail + "; " if detail else "") + "alignment analyses missing for some experiments"
+    verdict = ("contradicted" if "worse" in status else "reproduced" if all(s == "better" for s in status)
+               else "inconclusive")
+    return verdict, detail
 
 
 def verdicts(results: str | Path) -> list[dict]:
-    """One row per claim of ``CLAIMS``: the claim, how it is tested, the verdict and its evidence."""
-    summary, runs = load_summary(results), load_runs(results)
-    v = lambda name: f"{MAIN}+{name}"  # noqa: E731
-    align = alignment_frame(results)
-    gap = lambda e: align.loc[(align["experiment"] == e) & (align["kind"] == "tokens"), "modality_gap"]  # noqa
-    strongest = (ranked_by_validation(summary, BASELINES) or ["mosi_bc_text_only"])[0]  # validation only
-    pairs = [(MAIN, strongest)] + [(v(e), f"{strongest}+{e}") for e in ENCODERS if e != "cnn"]
-    pairs = [p for p in pairs if p[0] in summary or p == pairs[0]]
-    found = {
-        "sota": _combine([compare(runs, MAIN, b) for b in BASELINES]),
-        "interaction": _combine([compare(runs, MAIN, v("no_interaction"))]),
-        "contrastive": _combine([compare(runs, MAIN, v("no_contrastive"))]),
-        "normalization": _combine([compare(runs, MAIN, v("no_norm"))]),
-        "alignment": _combine([compare_values(a, b, "modality_gap", gap(a).dropna(), gap(b).dropna())
-                               for a, b in ((MAIN, v("no_contrastive")), (SYNTH, f"{SYNTH}+no_contrastive"))]),
-        "unequal": _combine([compare(runs, v("gate"), MAIN)]),
-        "text_generalization": _combine([compare(runs, a, b) for a, b in pairs]),
-        "mosei": ("not testable", "no CMU-MOSEI features are available to this study"),
-    }
-    if len(pairs) < 2 and found["text_generalization"][0] != "contradicted":
-        found["text_generalization"] = (NOT_RUN, found["text_generalization"][1] + "; needs a second encoder")
-    return [{"claim": c.key, "text": c.text, "test": c.test, "page": c.page, "main": c.main,
-             "verdict": found[c.key][0], "detail": found[c.key][1]} for c in CLAIMS]
+    """One row per claim of ``CLAIMS``: the claim, how it is tested, the verdict, its evidence and power."""
+    comps = load_comparisons(results)
+    out = []
+    for c in CLAIMS:
+        power = ""
+        if c.family:
+            rows = rows_of(comps, c.family, PRIMARY, c.pairs or None)
+            verdict = combine(list(rows["verdict"])) if not rows.empty else NOT_RUN
+            detail = "; ".join(evidence_line(r, MAIN_TABLE) for _, r in rows.iterrows()) or "no comparisons yet"
+            power = _power_statement(rows) if not rows.empty else ""
+        elif c.key == "alignment":
+            verdict, detail = _alignment(results)
+        else:
+            verdict, detail = "not testable", "no CMU-MOSEI features are available to this study"
+        out.append({"claim": c.key, "text": c.text, "test": c.test, "page": c.page, "main": c.main,
+                    "verdict": verdict, "detail": detail, "power": power})
+    return out
 
 
 def verdict_table(rows: list[dict]) -> pd.DataFrame:
@@ -94,8 +138,11 @@ def verdict_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def title_tag(rows: list[dict]) -> str | None:
-    """"[Re]" when every main claim is supported, "[¬Re]" when all are decided and one is not, else None."""
+    """"[Re]" when every main claim is reproduced, "[¬Re]" when a main claim is contradicted or shown
+    equivalent to the baseline, else None (inconclusive: the book spells that out)."""
     main = [r["verdict"] for r in rows if r["main"]]
-    if any(v in (NOT_RUN, "inconclusive") for v in main):
-        return None
-    return "[Re]" if all(v == "supported" for v in main) else "[¬Re]"
+    if any(v in ("contradicted", "equivalent") for v in main):
+        return "[¬Re]"
+    if main and all(v == "reproduced" for v in main):
+        return "[Re]"
+    return None

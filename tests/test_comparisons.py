@@ -1,0 +1,129 @@
+"""miar.comparisons: the declared families and margins, predictions read from run records, comparisons.csv."""
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from miar import comparisons as K
+from miar.metrics import METRICS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _record(results: Path, experiment: str, seed: int, pred, label, ids, valid_mae=0.5, predictions=True):
+    d = results / "runs" / experiment / f"s{seed}"
+    d.mkdir(parents=True)
+    for f in ("config.yaml", "history.csv", "env.json"):
+        (d / f).write_text("{}\n" if f != "history.csv" else "epoch\n1\n")
+    (d / "metrics.json").write_text(json.dumps({"test": {"mae": 1.0}, "valid": {"mae": valid_mae}}))
+    if predictions:
+        rows = "\n".join(f"{i},{p},{y}" for i, p, y in zip(ids, pred, label))
+        (d / "predictions.csv").write_text("id,pred,label\n" + rows + "\n")
+    return d
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """Three experiments on one test set of 8 videos: 'good' close to the labels, 'bad' far, 'twin' = good."""
+    rng = np.random.default_rng(0)
+    ids = [f"vid{v}_{k}" for v in range(8) for k in range(1, 6)]
+    y = rng.uniform(-3, 3, len(ids))
+    for s in range(3):
+        _record(tmp_path, "good", 1111 + s, y + rng.normal(0, 0.2, len(ids)), y, ids, valid_mae=0.3)
+        _record(tmp_path, "bad", 1111 + s, y + rng.normal(0, 1.5, len(ids)), y, ids, valid_mae=0.9)
+        _record(tmp_path, "twin", 1111 + s, y + rng.normal(0, 0.2, len(ids)), y, ids, valid_mae=0.4)
+    return tmp_path, ids, y
+
+
+SETTINGS = K.Settings(alpha=0.05, power=0.8, resamples=500, seed=0, margins=dict.fromkeys(METRICS, 0.5),
+                      why=dict.fromkeys(METRICS, ""))
+
+
+def test_shipped_margins_and_families_are_valid_and_documented():
+    st = K.load_settings()
+    assert st.margins["mae"] == 0.02 and st.margins["corr"] == 0.02 and st.margins["non0_acc2"] == 0.01
+    assert all(st.why[m] for m in METRICS), "every margin carries its argument"
+    fams = K.load_families()
+    assert {"main_bc", "components", "encoders"} <= set(fams)
+    assert ["mosi_bc_miar", "mosi_bc_miar+no_contrastive"] in fams["components"]["pairs"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("alpha: 0.05\npower: 0.8\nresamples: 1000\nseed: 0\nmargins: {mae: 0.02}\n", "exactly the metrics"),
+    ("alpha: 0.05\npower: 0.8\nresamples: 1000\nseed: 0\nmargin: {}\n", "keys must be"),
+    ("alpha: 2\npower: 0.8\nresamples: 1000\nseed: 0\nmargins: {" + ", ".join(f"{m}: 0.1" for m in METRICS)
+     + "}\n", "alpha"),
+    ("[1, 2", "cannot read"),
+])
+def test_bad_margins_file_is_one_line_error(tmp_path, text, match):
+    p = tmp_path / "margins.yaml"
+    p.write_text(text)
+    with pytest.raises(K.ComparisonError, match=match) as e:
+        K.load_settings(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)
+
+
+def test_bad_families_file_is_one_line_error(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("families:\n  f:\n    what: x\n    pairs: [[a, b, c]]\n")
+    with pytest.raises(K.ComparisonError, match="not \\[A, B\\]"):
+        K.load_families(p)
+    p.write_text("families:\n  f:\n    what: x\n    pairs: [[a, {pick: [b]}]]\n")
+    with pytest.raises(K.ComparisonError):
+        K.load_families(p)
+
+
+def test_comparisons_of_a_fake_results_folder(fake):
+    results, _, _ = fake
+    fams = {"f": {"what": "x", "pairs": [["good", "bad"], ["good", "twin"], ["good", "missing"]]}}
+    rows = K.comparisons(results, fams, SETTINGS)
+    df = K.frame(rows)
+    assert list(df.columns) == list(K.COLUMNS)
+    assert len(df) == 3 * len(METRICS)
+    mae = df[df.metric == "mae"].set_index("b")
+    assert mae.loc["bad", "diff"] < 0 and mae.loc["bad", "ci_high_h"] < 0
+    assert mae.loc["bad", "verdict"] == "better"
+    assert mae.loc["twin", "verdict"] == "equivalent"  # within the (wide) test margin of 0.5
+    assert mae.loc["missing", "verdict"] == K.NOT_RUN and "missing" in mae.loc["missing", "note"]
+    assert mae.loc["bad", "n_seeds_a"] == 3 and mae.loc["bad", "n_videos"] == 8
+    # Holm over the two comparisons that ran: the adjusted p is never below the raw one
+    ran = mae[mae.verdict != K.NOT_RUN]
+    assert (ran["p_holm"] >= ran["p_perm"] - 1e-12).all()
+    assert np.isfinite(ran[["mdd80", "se_h", "ci_low", "ci_high"]].to_numpy(float)).all()
+
+
+def test_choose_uses_validation_only(fake):
+    results, _, _ = fake
+    assert K.resolve(results, {"choose": ["bad", "twin"]}) == "twin"  # lower validation MAE
+    assert K.resolve(results, {"choose": ["nothing", "other"]}) == "nothing"  # none ran: the first listed
+
+
+def test_runs_without_predictions_are_left_out_and_said(fake):
+    results, ids, y = fake
+    _record(results, "good", 1200, y, y, ids, predictions=False)
+    (results / "runs" / "good" / "s1200" / "predictions.csv").write_text("id,pred\n")  # complete, unusable
+    p = K.load_predictions(results, "good")
+    assert p.preds.shape == (3, len(ids)) and p.left_out == 1
+    rows = K.comparisons(results, {"f": {"what": "x", "pairs": [["good", "bad"]]}}, SETTINGS)
+    assert "1 run(s) of good without predictions.csv left out" in rows[0]["note"]
+
+
+def test_different_test_sets_cannot_be_compared(fake):
+    results, ids, y = fake
+    _record(results, "other", 1111, y, y, [i.replace("vid", "w") for i in ids])
+    with pytest.raises(K.ComparisonError, match="different utterances"):
+        K.comparisons(results, {"f": {"what": "x", "pairs": [["good", "other"]]}}, SETTINGS)
+
+
+def test_margins_history_is_in_git():
+    """A margin changed after seeing results must show in git history: the file is tracked."""
+    out = subprocess.run(["git", "log", "--format=%h", "--", "miar/experiments/margins.yaml"], cwd=REPO,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert out.stdout.strip(), "margins.yaml is committed"
+    assert not math.isnan(K.load_settings().margins["mae"])
