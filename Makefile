@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MIAR_DATA ?= $(CURDIR)/data
 
-.PHONY: setup mpnet lint constraints test test-all study book bench lab clean-venv
+.PHONY: setup mpnet lint constraints test wheel-check test-all study book bench lab clean-venv
 
 PIN    := -c constraints.txt
 
@@ -34,8 +34,12 @@ bench: setup  ## the speed benchmark beside MMSA's MulT -> results/bench/cpu.jso
 lint: setup  ## ruff: pyflakes, import order, complexity (pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check miar tests scripts
 
-test: setup lint  ## lint, then the default test run (slow and GPU tests excluded)
+test: setup lint  ## lint, the default test run (slow and GPU tests excluded), then the wheel check
 	$(PY) -m pytest -q
+	$(MAKE) wheel-check
+
+wheel-check: setup  ## the wheel in a fresh venv outside the checkout runs `miar sweep smoke` and `miar collect`
+	$(PY) -m pytest -q -m wheel tests/test_wheel.py
 
 test-all: setup  ## every test, slow ones included
 	$(PY) -m pytest -q -m "not gpu"

@@ -78,3 +78,11 @@ def test_notebooks_do_not_import_the_runner():
         assert "check_parameters" not in text or "from miar.study.params import check_parameters" in text, nb.name
         for runner in ("executor", "plan", "lock", "record", "papermill_engine"):
             assert f"miar.study.{runner}" not in text, (nb.name, runner)
+
+
+def test_notebooks_ship_in_the_package():
+    """In a checkout (and an editable install) the packaged notebooks are the top-level ``notebooks/``."""
+    from miar.study.plan import notebooks_dir
+
+    assert notebooks_dir().resolve() == (PACKAGE.parent / "notebooks").resolve()
+    assert (notebooks_dir() / "train.ipynb").is_file()
