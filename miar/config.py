@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
+DECLARATIONS = ("comparisons", "margins")  # study declarations beside the experiments (miar.comparisons reads them)
 
 
 class ConfigError(ValueError):
@@ -238,6 +239,8 @@ def experiment_path(experiment: str) -> Path:
             raise ConfigError(f"{p}: no such config file")
         return p
     p = EXPERIMENTS_DIR / f"{experiment}.yaml"
+    if experiment in DECLARATIONS:
+        raise ConfigError(f"{p}: a study declaration, not an experiment (known: {', '.join(list_experiments())})")
     if not p.is_file():
         known = ", ".join(list_experiments())
         raise ConfigError(f"unknown experiment '{experiment}' (known: {known})")
@@ -245,7 +248,7 @@ def experiment_path(experiment: str) -> Path:
 
 
 def list_experiments() -> list[str]:
-    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml") if p.stem not in DECLARATIONS)
 
 
 def _resolve(path: Path, seen: tuple[str, ...] = ()) -> Config:

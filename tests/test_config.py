@@ -66,3 +66,7 @@ def test_base_inheritance_and_dump_roundtrip(tmp_path):
 def test_every_shipped_experiment_resolves():
     for name in C.list_experiments():
         assert C.load(name).name
+    shipped = {p.stem for p in C.EXPERIMENTS_DIR.glob("*.yaml")}
+    assert shipped == set(C.list_experiments()) | set(C.DECLARATIONS)  # every other file is an experiment
+    with pytest.raises(C.ConfigError, match="a study declaration, not an experiment"):
+        C.load("margins")
