@@ -1,6 +1,7 @@
-"""Command line: ``miar train``, ``features``, ``data check``, ``sweep``, ``align``, ``collect``, ``bench``.
+"""Command line: ``miar train``, ``features``, ``data check``, ``list``, ``sweep``, ``align``, ``collect``, ``bench``.
 
-User errors (bad config, bad data) print one line naming the file and the problem and exit 2.
+User errors (bad config, bad data) print one line naming the file and the problem and exit 2. Each command
+imports what it runs when it runs (torch and papermill take seconds to import; ``miar list`` needs neither).
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from miar.config import ConfigError
+from miar import __version__
+from miar.config import ConfigError, experiment_path, list_experiments
 from miar.data.batch import DataError
 from miar.records import RecordError
+from miar.study.plan import list_sweeps, sweep_path
+
+DESCRIPTION = "An open reproducibility study of MIAR on CMU-MOSI: train, sweep, align, collect, bench."
 
 
 def _train(args) -> int:
@@ -72,44 +77,51 @@ def _collect(args) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="miar", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("bench", help="throughput, latency, FLOPs and scaling benchmark (miar bench --help)",
-                   add_help=False)
+def _list(args) -> int:
+    for name in list_experiments():
+        print(f"experiment  {name:<28} {_summary(experiment_path(name))}")
+    for name in list_sweeps():
+        print(f"sweep       {name:<28} {_summary(sweep_path(name))}")
+    return 0
 
+
+def _summary(path: Path) -> str:
+    """A YAML file's first comment line (its one-line description), else its ``description`` key."""
+    lines = path.read_text().splitlines()
+    first = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
+    return first or next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("description:")), "")
+
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train one run and write its run record")
-    t.add_argument("experiment", help="experiment name (miar/experiments/) or a config.yaml")
-    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("experiment", help="experiment name (see miar list) or a config.yaml")
+    t.add_argument("--seed", type=int, default=None, help="the run's seed (default: the config's, 1111)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, e.g. --set model.d_model=32 (repeatable)")
-    t.add_argument("--run-dir", default=None, help="default: runs/<name>-s<seed>")
+    t.add_argument("--run-dir", default=None, help="where the run record goes (default: runs/<name>-s<seed>)")
     t.add_argument("--resume", action="store_true",
                    help="continue from the run dir's per-epoch checkpoint (same final metrics)")
     t.set_defaults(func=_train)
 
+
+def _add_data(sub) -> None:
     f = sub.add_parser("features", help="compute and cache offline text-encoder features for MOSI")
-    f.add_argument("--encoder", action="append", required=True,
-                   choices=["minilm", "mpnet", "static"], help="repeatable")
+    f.add_argument("--encoder", action="append", required=True, choices=["minilm", "mpnet", "static"],
+                   help="the text encoder (repeatable)")
     f.add_argument("--data", default=None, help="data root (default: $MIAR_DATA or ./data)")
-    f.add_argument("--cache", default=None, help="cache directory (default: see miar.data.encoders)")
+    f.add_argument("--cache", default=None,
+                   help="cache directory (default: $MIAR_CACHE, else DATA/.miar_cache, else ~/.cache/miar)")
     f.set_defaults(func=_features)
-
-    a = sub.add_parser("align", help="alignment analysis (t-SNE, modality gap) of runs that kept model.pt")
-    a.add_argument("experiment", nargs="*", help="experiments under DIR/runs (default: all with model.pt)")
-    a.add_argument("--results", default="results")
-    a.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    a.add_argument("--max-points", type=int, default=600)
-    a.set_defaults(func=_align)
-
     d = sub.add_parser("data", help="data utilities")
     dsub = d.add_subparsers(dest="data_command", required=True)
     c = dsub.add_parser("check", help="validate an MMSA/MulT pickle or the released MOSI directory")
-    c.add_argument("path")
+    c.add_argument("path", help="an MMSA or MulT pickle, or the CMU-MOSI directory")
     c.set_defaults(func=_data_check)
 
+
+def _add_study(sub) -> None:
     s = sub.add_parser("sweep", help="execute a sweep's notebook runs with papermill (skips complete runs)")
-    s.add_argument("name", help="sweep name (miar/experiments/sweeps/) or a sweep YAML")
+    s.add_argument("name", help="sweep name (see miar list) or a sweep YAML")
     s.add_argument("--results", default="results", help="results directory (default: results)")
     s.add_argument("--workers", type=int, default=1, help="runs in parallel (threads split between them)")
     s.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
@@ -118,10 +130,28 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fresh-kernels", action="store_true",
                    help="a new Jupyter kernel per run (default: one per worker, reset between runs)")
     s.set_defaults(func=_sweep)
-
+    a = sub.add_parser("align", help="alignment analysis (t-SNE, modality gap) of runs that kept model.pt")
+    a.add_argument("experiment", nargs="*", help="experiments under DIR/runs (default: all with model.pt)")
+    a.add_argument("--results", default="results", help="results directory (default: results)")
+    a.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                   help="the split whose tokens are analysed (default: test)")
+    a.add_argument("--max-points", type=int, default=600, help="points per t-SNE figure (default: 600)")
+    a.set_defaults(func=_align)
     k = sub.add_parser("collect", help="tables and summary.json from the run records")
     k.add_argument("--results", default="results", help="results directory (default: results)")
     k.set_defaults(func=_collect)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="miar", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"miar {__version__}", help="print the version")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="throughput, latency, FLOPs and scaling benchmark (miar bench --help)",
+                   add_help=False)
+    sub.add_parser("list", help="the experiments and sweeps, one line each").set_defaults(func=_list)
+    _add_train(sub)
+    _add_data(sub)
+    _add_study(sub)
     return p
 
 

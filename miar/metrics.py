@@ -20,6 +20,10 @@ import numpy as np
 
 METRICS = ("has0_acc2", "has0_f1", "non0_acc2", "non0_f1", "acc5", "acc7", "mae", "corr")
 HIGHER_IS_BETTER = {name: name != "mae" for name in METRICS}
+MMSA_NAMES = {  # ours -> the key MMSA's metricsTop (regression, MOSI) returns for the same definition
+    "has0_acc2": "Has0_acc_2", "has0_f1": "Has0_F1_score", "non0_acc2": "Non0_acc_2", "non0_f1": "Non0_F1_score",
+    "acc5": "Mult_acc_5", "acc7": "Mult_acc_7", "mae": "MAE", "corr": "Corr",
+}
 
 
 def _to_numpy(x: Any) -> np.ndarray:

@@ -25,4 +25,8 @@ def test_align_then_collect(tmp_path, tiny_cfg):
     assert {"gate_text", "gate_fused", "valid_mae"} <= set(extra)
     row = next(csv.DictReader(open(results / "tables" / "runs.csv")))
     assert float(row["align_tokens_modality_gap"]) == numbers["tokens"]["modality_gap"]
+    names = {r["mmsa"]: r for r in csv.DictReader(open(results / "tables" / "mmsa_names.csv"))}
+    assert set(names) == {"Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7",
+                          "MAE", "Corr"}
+    assert names["Non0_acc_2"]["runs_csv"] in row and names["MAE"]["summary_csv"] == "mae_mean"
     assert run_alignment(["smoke"], results) == 0  # already current: skipped

@@ -1,8 +1,11 @@
 """The command line: one-line errors with exit code 2 and no traceback; train writes a record."""
 
+import argparse
 import pickle
 import subprocess
 import sys
+
+import pytest
 
 from miar.cli import main
 
@@ -51,3 +54,39 @@ def test_data_check_real_mosi(mosi_root):
     r = run("data", "check", str(mosi_root / "CMU-MOSI"))
     assert r.returncode == 0, r.stderr
     assert "752" in r.stdout
+
+
+def every_action(p):
+    """(command path, action) for every option and argument of ``p`` and its subcommands."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {where}", a) for where, a in every_action(sub))
+        elif not isinstance(action, argparse._HelpAction):
+            yield "", action
+
+
+def test_every_option_has_plain_help():
+    from miar.bench.cli import parser as bench_parser
+    from miar.cli import parser
+
+    for p in (parser(), bench_parser()):
+        for where, action in every_action(p):
+            assert action.help, f"{p.prog} {where}{action.dest}: no help text"
+            assert not any(m in action.help for m in ("``", ":mod:", ":func:", ":class:")), action.help
+        assert "``" not in (p.description or "")
+
+
+def test_version_and_list(capsys):
+    import miar
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"miar {miar.__version__}"
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kinds = {ln.split()[0] for ln in lines}
+    names = [ln.split()[1] for ln in lines]
+    assert kinds == {"experiment", "sweep"} and {"smoke", "mosi_bc_miar", "study"} <= set(names)
+    assert "margins" not in names and "comparisons" not in names
+    assert all(len(ln.split(None, 2)) == 3 for ln in lines), "every line has a description"

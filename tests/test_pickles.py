@@ -279,3 +279,11 @@ def test_detect_unknown_and_directories(tmp_path, monkeypatch):
                         lambda p: make_synthetic(seed=2, n_train=5, n_valid=2, n_test=2, dims=(3, 3, 3), seq_len=4))
     assert len(detect_and_load(tmp_path)["train"]) == 5
     assert isinstance(detect_and_load(_dump(mult_obj(), tmp_path / "m.pkl"))["test"], ModalDataset)
+
+
+def test_loaders_importable_from_miar_data():
+    import miar.data
+    from miar.data import pickles
+
+    assert miar.data.load_mmsa_pickle is pickles.load_mmsa_pickle
+    assert miar.data.load_mult_pickle is pickles.load_mult_pickle

@@ -43,6 +43,9 @@ def test_wheel_in_a_fresh_venv_runs_a_sweep_outside_the_checkout(tmp_path_factor
     where = run([bin_ / "python", "-c", "import miar, miar.study.plan as p; print(miar.__file__); "
                  "print(p.notebooks_dir())"], cwd=work, env=env).stdout.split()
     assert all(str(root / "venv") in w for w in where), where  # the installed copy, not the checkout
+    assert run([bin_ / "miar", "--version"], cwd=work, env=env).stdout.startswith("miar ")
+    listed = run([bin_ / "miar", "list"], cwd=work, env=env).stdout
+    assert "sweep       smoke" in listed and "experiment  mosi_bc_miar" in listed
     run([bin_ / "miar", "sweep", "smoke", "--results", work / "results"], cwd=work, env=env)
     run([bin_ / "miar", "collect", "--results", work / "results"], cwd=work, env=env)
     summary = json.loads((work / "results" / "summary.json").read_text())

@@ -111,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
                    help="also time MMSA's MulT against ours (needs the bench extra)")
     p.add_argument("--json", default=None, metavar="FILE", help="write every measurement to FILE")
     p.add_argument("--quick", action="store_true", help="tiny shapes, a smoke run in seconds")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to run (auto: CUDA when available)")
     p.add_argument("--omp-wait", default="auto", choices=["auto", "passive", "active"],
                    help="OpenMP wait policy (active: threads spin between parallel regions, fastest on an "
                         "idle machine; passive: they sleep, much faster on a loaded one; auto: active when "

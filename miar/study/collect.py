@@ -7,6 +7,9 @@ atomically:
   the selection criterion and its best validation value, best_epoch, epochs_run, wall_time_s, device;
 - ``DIR/tables/summary.csv``: one row per experiment: n_seeds and ``<metric>_mean/_std/_ci95_low/_ci95_high``
   over its runs (``miar.metrics.summarize_seeds``: population std, Student-t 95% interval of the mean);
+- ``DIR/tables/mmsa_names.csv``: each metric's name here (the columns above) beside MMSA's name for it
+  (``Has0_acc_2``, ``Has0_F1_score``, ``Non0_acc_2``, ``Non0_F1_score``, ``Mult_acc_5``, ``Mult_acc_7``, ``MAE``,
+  ``Corr``), for reading our tables beside MMSA's output; the values are fractions in both;
 - ``DIR/summary.json``: ``{"schema_version": 1, "experiments": {NAME: {"n_seeds", "metrics": {METRIC:
   {"mean", "std", "ci95": [low, high]}}, "extra": {KEY: {..., "n"}}}}}`` (nan as null); ``metrics`` are
   the test metrics, ``extra`` the validation metrics (``valid_*``), gate weights (``gate_*``) and
@@ -33,7 +36,7 @@ from tqdm import tqdm
 
 from miar import config as C
 from miar.comparisons import comparisons, load_families
-from miar.metrics import METRICS, summarize_seeds
+from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
 from miar.records import atomic_write, csv_text, is_complete
 
 SCHEMA_VERSION = 1
@@ -157,6 +160,12 @@ def _nan_to_none(obj):
     return obj
 
 
+def mmsa_name_rows() -> list[dict]:
+    """One row per metric: our name, our column names in runs.csv and summary.csv, MMSA's name."""
+    return [{"metric": m, "runs_csv": f"test_{m}", "summary_csv": f"{m}_mean", "mmsa": MMSA_NAMES[m]}
+            for m in METRICS]
+
+
 def collect(results: str | Path = "results") -> dict:
     """Cross-check, then write the tables and summary.json; returns the summary dict."""
     results = Path(results)
@@ -173,6 +182,7 @@ def collect(results: str | Path = "results") -> dict:
     (results / "tables").mkdir(parents=True, exist_ok=True)
     atomic_write(results / "tables" / "runs.csv", csv_text(rows))
     atomic_write(results / "tables" / "summary.csv", csv_text(summary_rows(summary)))
+    atomic_write(results / "tables" / "mmsa_names.csv", csv_text(mmsa_name_rows()))
     comps = _comparisons(results)
     summary["comparisons"] = _nan_to_none(comps)
     atomic_write(results / "tables" / "comparisons.csv", csv_text(comps))
