@@ -169,3 +169,19 @@ def test_a_noisy_comparison_is_inconclusive_end_to_end():
 def test_pair_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="do not match"):
         S.Pair(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros(3), np.zeros(3, int))
+
+
+def test_calibration_script_writes_its_record(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_stats.py"
+    spec = importlib.util.spec_from_file_location("calibrate_stats", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "c.json"
+    assert mod.main(["--sims", "3", "--resamples", "100", "--json", str(out)]) == 0
+    import json
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == set(mod.SCENARIOS)
+    assert all(0 <= v <= 1 for r in data["results"].values() for k, v in r.items() if k.endswith(("0.05", "_0")))
