@@ -223,6 +223,23 @@ def test_pages_render_offline_with_formulas_and_within_the_height_bound(built):
         assert r["height"] <= render.MAX_HEIGHT, f"{page}: {r['height']} px at {render.WIDTH} px wide"
 
 
+PY_LIST = re.compile(r"(?<![\w)\]])\[(?:'[^'\]]*'(?:, )?)+\]")  # a list repr in prose ['text', 'audio'], not r['text']
+
+
+def test_prose_has_no_python_reprs_and_the_named_figures_are_shown(built):
+    for page in toc_pages():
+        text = read_page(built, page).article
+        assert not PY_LIST.search(text), f"{page}: a Python list in the text: {PY_LIST.search(text).group(0)}"
+    perf = read_page(built, "book/performance").article
+    assert "that remain (they change" not in perf.replace("Known differences that remain (they change", "")
+    appendix = read_page(built, "book/appendix").article
+    assert "alignment analysis (incomplete)" not in appendix
+    html = (built / "book" / "alignment.html").read_text()
+    figures = {k for k in ("tokens", "features") if any((REPO / "results").glob(f"runs/*/*/alignment_{k}.png"))}
+    for kind in figures:  # the overview names both figures: both are shown
+        assert f"t-SNE of the {'feature tokens' if kind == 'tokens' else 'per-modality features'}" in html
+
+
 def test_external_scripts_and_stylesheets_are_found():
     render = _render_module()
     html = ('<script src="https://cdn.example.org/mathjax.js"></script><script src="../_static/a.js"></script>'

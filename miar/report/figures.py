@@ -104,3 +104,31 @@ def curves_figure(results: str | Path, experiment: str, column: str = "valid_mae
     ax.set_ylabel(column)
     ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+def gate_figure(gate: pd.DataFrame):
+    """Synthetic runs: the mean gate weight of each modality's token as one stacked bar, beside a stacked bar of
+    the generated strengths normalised to sum 1 (the known truth); None without gate weights."""
+    import matplotlib.pyplot as plt
+
+    if gate.empty:
+        return None
+    mods = [t for t, s in zip(gate["Token"], gate["Generated strength"]) if s != "-"]
+    g = gate.set_index("Token")
+    truth = np.array([float(g.loc[m, "Generated strength"]) for m in mods])
+    learned = np.array([float(g.loc[m, "Mean gate weight (test)"]) for m in mods])
+    rows = {"generated strength\n(share of the total)": truth / truth.sum(),
+            "learned gate weight\n(share of the modality tokens)": learned / learned.sum()}
+    fig, ax = plt.subplots(figsize=(7, 2.2), constrained_layout=True)
+    for i, (name, shares) in enumerate(rows.items()):
+        left = 0.0
+        for m, v, c in zip(mods, shares, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+            ax.barh(i, v, left=left, color=c, label=m if i == 0 else None)
+            if v > 0.06:
+                ax.text(left + v / 2, i, f"{m}\n{v:.2f}", ha="center", va="center", fontsize=8, color="white")
+            left += v
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share")
+    return fig
