@@ -191,3 +191,18 @@ def calibration_table(results: str | Path) -> pd.DataFrame:
             out.append({"Simulated truth": what, "Mean MAE difference": num(r["mean_mae_difference"], 3, True),
                         **{lab: f"{100 * r[k]:.1f}%" for k, lab in CALIBRATION_COLUMNS.items()}})
     return pd.DataFrame(out)
+
+
+def oriented(rows: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """The rows turned so that ``reference`` is always B (A - reference): where it was A, the sides swap, the
+    difference and its intervals change sign and "better" / "worse" swap. For ablation tables and plots that
+    read "variant - MIAR" whichever side the family file put MIAR on."""
+    out = rows.copy()
+    flip = out["a"] == reference
+    out.loc[flip, ["a", "b"]] = out.loc[flip, ["b", "a"]].to_numpy()
+    for lo, hi in (("ci_low", "ci_high"), ("ci_low_h", "ci_high_h")):
+        out.loc[flip, [lo, hi]] = -out.loc[flip, [hi, lo]].to_numpy(float)
+    out.loc[flip, "diff"] = -out.loc[flip, "diff"].astype(float)
+    swap = {"better": "worse", "worse": "better"}
+    out.loc[flip, "verdict"] = out.loc[flip, "verdict"].map(lambda v: swap.get(v, v))
+    return out
