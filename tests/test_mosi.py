@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import pickle
 from pathlib import Path
 
@@ -14,10 +13,6 @@ import torch
 from miar.data.batch import DataError
 from miar.data.encoders import write_npz
 from miar.data.mosi import BC_SIZES, STANDARD_SIZES, load_mosi, load_mosi_check, read_mosi
-
-REAL = Path(os.environ.get("MIAR_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-real = pytest.mark.skipif(not (REAL / "CMU-MOSI" / "text_train.csv").is_file(),
-                          reason=f"real CMU-MOSI data not found at {REAL}; set MIAR_DATA")
 
 # video -> (bc part, standard fold, utterance indices); "vid_B" has an underscore, "vidD" a gap
 VIDEOS = {"vidA": ("train", "train", [1, 2, 3]), "vid_B": ("train", "train", [1, 2]),
@@ -155,7 +150,7 @@ def test_standard_split_and_leakage_guard(tiny):
                   cache_dir=tiny[0] / "cache")
 
 
-def fake_cache(cache: Path, segs: list[str], dim: int = 8) -> dict:
+def fake_cache(cache: Path, segs: list[str], dim: int = 64) -> dict:
     """A ``mosi_static.npz`` as ``compute_features`` writes it, with known values."""
     rng, lengths = np.random.default_rng(2), np.arange(len(segs)) % 4 + 1
     tokens = np.zeros((len(segs), 4, dim), dtype=np.float16)
@@ -177,7 +172,7 @@ def test_encoder_text_features_and_tokens(tiny):
     tok = load_mosi(tiny[0], split="standard", text_granularity="token", modalities=("text", "audio"), **kw)
     t = tok["test"]
     n = arrays["lengths"][[segs.index(s) for s in t.ids]]
-    assert t.x["text"].shape == (4, int(n.max()), 8) and t.x["audio"].shape == (4, 1, 73)
+    assert t.x["text"].shape == (4, int(n.max()), 64) and t.x["audio"].shape == (4, 1, 73)
     assert t.mask["text"].sum(1).tolist() == n.tolist()
     np.testing.assert_allclose(t.x["text"][0, :n[0]], arrays["tokens"][i, :n[0]].astype(np.float32))
     with pytest.raises(ValueError, match="context=0"):
@@ -217,12 +212,12 @@ def test_unknown_fold_video_and_missing_dir(tiny, tmp_path_factory):
         read_mosi(tmp_path_factory.mktemp("empty"))
 
 
-@real
-def test_real_bc_sizes_and_positives():
-    t = read_mosi(REAL)
+@pytest.mark.realdata
+def test_real_bc_sizes_and_positives(mosi_root):
+    t = read_mosi(mosi_root)
     assert len(t.ids) == 2199 and len(set(t.ids)) == 2199 and len(set(t.videos)) == 93
     assert tuple(int((t.bc_part == p).sum()) for p in ("train", "test")) == BC_SIZES
-    ds = load_mosi_check(REAL)
+    ds = load_mosi_check(mosi_root)
     assert len(ds["test"]) == 752 and int((ds["test"].y >= 0).sum()) == 467
     assert len(ds["train"]) + len(ds["valid"]) == 1447
     assert len(ds["valid"].meta["videos"]) == 10 and len(ds["train"].meta["videos"]) == 52
@@ -232,24 +227,24 @@ def test_real_bc_sizes_and_positives():
     assert sum(v in set(ds["valid"].meta["videos"]) for v in t.videos) == len(ds["valid"])
 
 
-@real
-def test_real_standard_split_and_leak_numbers():
-    ds = load_mosi(REAL, split="standard", modalities=("audio",))
+@pytest.mark.realdata
+def test_real_standard_split_and_leak_numbers(mosi_root):
+    ds = load_mosi(mosi_root, split="standard", modalities=("audio",))
     assert tuple(len(ds[k]) for k in ("train", "valid", "test")) == STANDARD_SIZES
-    t = read_mosi(REAL)
+    t = read_mosi(mosi_root)
     bc_train = {v for v, p in zip(t.videos, t.bc_part) if p == "train"}
     test_videos = set(ds["test"].meta["videos"])
     assert len(test_videos & bc_train) == 24  # the numbers quoted in the leakage message
     assert sum(i.rsplit("_", 1)[0] in bc_train for i in ds["test"].ids) == 558
 
 
-@real
-def test_real_labels_match_opinion_level_file():
-    with open(REAL / "CMU-MOSI" / "OpinionLevelSentiment.csv", newline="") as f:
+@pytest.mark.realdata
+def test_real_labels_match_opinion_level_file(mosi_root):
+    with open(mosi_root / "CMU-MOSI" / "OpinionLevelSentiment.csv", newline="") as f:
         gold = {f"{r[2]}_{int(r[3])}": float(r[4]) for r in csv.reader(f)}
-    t = read_mosi(REAL)
+    t = read_mosi(mosi_root)
     assert all(gold[s] == y for s, y in zip(t.ids, t.y.tolist()))
-    ds = load_mosi(REAL, standardize=False)
+    ds = load_mosi(mosi_root, standardize=False)
     for part in ds.values():
         np.testing.assert_allclose(part.y.numpy(), [gold[s] for s in part.ids], rtol=0, atol=1e-6)
 

@@ -19,9 +19,6 @@ from miar.data.synthetic import make_synthetic, write_mmsa_pickle, write_mult_pi
 from miar.data.validate import summarize, validate_splits
 
 REAL_NAME = "CMU-MOSI/CMUMOSI_features_raw_2way.pkl"
-REAL_PKL = next((p for p in (Path(os.environ.get("MIAR_DATA", "/nonexistent")) / REAL_NAME,
-                             Path(__file__).resolve().parents[2] / "shared/data" / REAL_NAME)
-                 if p.is_file()), None)
 SIZES = {"train": 6, "valid": 3, "test": 4}
 
 
@@ -196,9 +193,8 @@ def test_allowed_types_round_trip(tmp_path, protocol):
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(REAL_PKL is None, reason="real CMU-MOSI pickle not present")
-def test_real_mosi_pickle_loads():
-    obj = safe_load(REAL_PKL)
+def test_real_mosi_pickle_loads(mosi_root):
+    obj = safe_load(mosi_root / REAL_NAME)
     assert isinstance(obj, list) and len(obj) == 7 and isinstance(obj[4], set)
 
 

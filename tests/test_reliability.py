@@ -98,8 +98,10 @@ def test_killing_only_the_sweep_process_leaves_no_orphan_writer(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not list((results / "notebooks").rglob("*.ipynb")):
         time.sleep(0.2)  # a kernel is running a notebook
+    started = list((results / "notebooks").rglob("*.ipynb"))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert started, "the sweep never started a notebook: nothing was tested"
     time.sleep(5)  # ipykernel notices a dead parent within a second or two
     assert processes_in(tmp_path) == [], "workers or kernels outlived the sweep"
 
