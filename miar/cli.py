@@ -13,6 +13,7 @@ from pathlib import Path
 from miar import __version__
 from miar.config import ConfigError, experiment_path, list_experiments
 from miar.data.batch import DataError
+from miar.errors import os_error_line
 from miar.records import RecordError
 from miar.study.plan import list_sweeps, sweep_path
 
@@ -165,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, DataError, RecordError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unreadable, read-only, full disk: one line naming the file
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory (reduce the sizes in the config)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -223,7 +223,9 @@ def parse_override(text: str) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start})") from None
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -238,6 +240,9 @@ def experiment_path(experiment: str) -> Path:
         if not p.is_file():
             raise ConfigError(f"{p}: no such config file")
         return p
+    if not isinstance(experiment, str) or not experiment or "/" in experiment or "\\" in experiment \
+            or experiment.startswith("."):
+        raise ConfigError(f"experiment {experiment!r}: not a name in miar/experiments/ nor a .yaml path")
     p = EXPERIMENTS_DIR / f"{experiment}.yaml"
     if experiment in DECLARATIONS:
         raise ConfigError(f"{p}: a study declaration, not an experiment (known: {', '.join(list_experiments())})")
@@ -279,7 +284,8 @@ def load(experiment: str, overrides: list[str] | dict | None = None, seed: int |
             cfg = merge(cfg, parse_override(o))
     if seed is not None:
         cfg = replace(cfg, seed=_check_value(seed, int, "seed"))
-    return cfg
+    from miar.config_checks import validate  # lazy: it imports this module
+    return validate(cfg)
 
 
 def dump(cfg: Config) -> str:

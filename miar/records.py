@@ -66,7 +66,10 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 
     The file gets the permissions a plain ``open`` would give (0666 less the umask), not ``mkstemp``'s 0600."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:  # a full disk or a read-only folder: one line naming the file (RecordError), no temporary left
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -74,8 +77,10 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, RecordError):
+            raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -25,9 +25,12 @@ import torch
 from tqdm import tqdm
 
 from miar import config as C
+from miar.config_checks import validate
 from miar.data import Batch, ModalDataset, build_splits, iterate
+from miar.data.validate import validate_splits
+from miar.exclusive import exclusive_run_dir
 from miar.losses import Temperature, total_loss
-from miar.metrics import HIGHER_IS_BETTER, METRICS, bootstrap_ci, compute_all
+from miar.metrics import HIGHER_IS_BETTER, bootstrap_ci, compute_all
 from miar.model import ModelOutput, build_model, contrastive_pairs
 from miar.records import CHECKPOINT, atomic_write, check_writable, environment, write_record
 
@@ -80,6 +83,9 @@ class Progress:
             self.best_state = copy.deepcopy(model.state_dict())
         else:
             self.stale += 1
+
+
+CHECKPOINT_KEYS = {"config", "epoch", "model", "temp", "opt", "sched", "gen", "torch_rng", "progress"}
 
 
 class Trainer:
@@ -181,30 +187,50 @@ class Trainer:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # a torn or foreign file: say so rather than crash mid-run
             raise C.ConfigError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start over") from None
-        if state["config"] != C.dump(self.cfg):
+        if isinstance(state, dict) and "config" in state and state["config"] != C.dump(self.cfg):
             raise C.ConfigError(f"{path}: checkpoint was written for a different config; delete it or the run dir")
-        for name in ("model", "temp", "opt", "sched"):
-            getattr(self, name).load_state_dict(state[name])
-        self.gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        return state["epoch"], Progress(**state["progress"])
+        missing = sorted(CHECKPOINT_KEYS - set(state)) if isinstance(state, dict) else ["(not a dict)"]
+        if missing:
+            raise C.ConfigError(f"{path}: not a training checkpoint (missing {', '.join(missing)}); "
+                                f"delete it to start over")
+        try:
+            for name in ("model", "temp", "opt", "sched"):
+                getattr(self, name).load_state_dict(state[name])
+            self.gen.set_state(state["gen"])
+            torch.set_rng_state(state["torch_rng"])
+            return int(state["epoch"]), Progress(**state["progress"])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as e:
+            raise C.ConfigError(f"{path}: checkpoint contents do not fit this model "
+                                f"({str(e).splitlines()[0][:160]}); delete it to start over") from None
 
 
 def fit(cfg: C.Config, run_dir: str | Path, splits: dict[str, ModalDataset] | None = None,
-        resume: bool = False) -> dict:
+        resume: bool = False, overwrite: bool = False) -> dict:
     """Train ``cfg``, write the run record into ``run_dir`` and return ``metrics.json``'s dict.
 
+    The config and the data are checked before ``run_dir`` is created; one writer at a time holds
+    ``run_dir`` and a complete record there is refused unless ``overwrite`` (:mod:`miar.exclusive`).
     Each epoch is checkpointed to ``run_dir/checkpoint.pt`` (removed once the record is complete);
     with ``resume`` a run continues from it and ends with the metrics of an uninterrupted run.
     """
-    if cfg.train.criterion not in METRICS:
-        raise C.ConfigError(f"train.criterion: {cfg.train.criterion!r} is not one of {list(METRICS)}")
-    t0, run_dir, crit = time.time(), Path(run_dir), cfg.train.criterion
-    check_writable(run_dir)  # fail before training, not after
+    validate(cfg)  # nonsense values (epochs 0, d_model not divisible by heads, ...) before anything else
+    t0, run_dir = time.time(), Path(run_dir)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     splits = splits if splits is not None else build_splits(cfg)
-    trainer = Trainer(cfg, splits["train"].dims, len(splits["train"]), pick_device(cfg.train.device))
+    validate_splits(splits, cfg.data.path or cfg.data.source)  # labels, ids and dims, as `miar data check`
+    check_writable(run_dir)  # fail before training, not after; and only once the data has loaded
+    with exclusive_run_dir(run_dir, overwrite=overwrite):
+        trainer = Trainer(cfg, splits["train"].dims, len(splits["train"]), pick_device(cfg.train.device))
+        progress = _epochs(trainer, run_dir, splits, resume)
+        metrics = _finish(trainer, run_dir, splits, progress, t0)
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    return metrics
+
+
+def _epochs(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], resume: bool) -> Progress:
+    """The epoch loop with early stopping; the best epoch's weights loaded into the model at the end."""
+    cfg, crit = trainer.cfg, trainer.cfg.train.criterion
     restored = trainer.restore(run_dir) if resume else None
     start, progress = (restored[0] + 1, restored[1]) if restored is not None else (1, Progress())
     bar = tqdm(range(start, cfg.train.epochs + 1), desc=cfg.name, disable=not cfg.train.progress,
@@ -223,9 +249,7 @@ def fit(cfg: C.Config, run_dir: str | Path, splits: dict[str, ModalDataset] | No
     bar.close()
     if progress.best_state is not None:
         trainer.model.load_state_dict(progress.best_state)
-    metrics = _finish(trainer, run_dir, splits, progress, t0)
-    (run_dir / CHECKPOINT).unlink(missing_ok=True)
-    return metrics
+    return progress
 
 
 def _finish(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], progress: Progress, t0: float) -> dict:

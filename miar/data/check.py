@@ -16,8 +16,10 @@ def detect_and_load(path: str | Path) -> dict[str, ModalDataset]:
     """Load a MOSI CSV directory, an MMSA pickle or a MulT pickle, whichever ``path`` is."""
     p = Path(path)
     if p.is_dir():
+        if not any((p / f).is_file() for f in MOSI_CSV_MARKERS) and (p / "CMU-MOSI").is_dir():
+            p = p / "CMU-MOSI"  # the $MIAR_DATA layout: the directory that holds CMU-MOSI/
         if not any((p / f).is_file() for f in MOSI_CSV_MARKERS):
-            raise DataError(f"{p}: directory holds none of {list(MOSI_CSV_MARKERS)}")
+            raise DataError(f"{p}: directory holds none of {list(MOSI_CSV_MARKERS)} (nor a CMU-MOSI/ that does)")
         splits = load_mosi_check(p)
         validate_splits(splits, str(p), required=())
         return splits

@@ -27,6 +27,7 @@ import numpy as np
 
 from miar.data.batch import DataError
 from miar.data.mosi_files import base_dir, read_mosi
+from miar.records import check_writable
 
 ENCODER_DIMS = {"minilm": 384, "mpnet": 768, "static": 64}
 INSTALL_HINT = {
@@ -178,6 +179,7 @@ def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, p
     offline()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(base_dir(root))
     table = read_mosi(root)
+    check_writable(cache, min_free=0)  # a read-only or missing cache fails now, not after the embedding
     texts = [t.lower() for t in table.transcripts]
     model_dir = {"minilm": minilm_dir, "mpnet": lambda: mpnet_dir(cache)}.get(encoder, lambda: None)()
     with tqdm(total=len(texts), desc=f"embedding ({encoder})", unit="utt", disable=not progress) as bar:
@@ -222,13 +224,36 @@ def load_features(encoder: str, cache_dir: str | os.PathLike, tokens: bool = Tru
         with np.load(path, allow_pickle=False) as z:
             keys = ("ids", "sentence", "lengths", "encoder", "dim") + (("tokens",) if tokens else ())
             out = {k: z[k] for k in keys}
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: unreadable feature cache ({e}); delete it and re-run "
-                        f"`miar features --encoder {encoder}`") from None
-    n, d = out["sentence"].shape
-    bad_tokens = tokens and out["tokens"].shape[::2] != (n, d)
-    if bad_tokens or out["lengths"].shape != (n,) or len(out["ids"]) != n:
-        raise DataError(f"{path}: inconsistent shapes: sentence {out['sentence'].shape}, "
-                        f"lengths {out['lengths'].shape}, tokens {out['tokens'].shape if tokens else '-'}")
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: unreadable feature cache ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                        f"delete it and re-run `miar features --encoder {encoder}`") from None
+    check_cache(path, encoder, out)
     out["encoder"], out["dim"] = str(out["encoder"]), int(out["dim"])
     return out
+
+
+def check_cache(path: Path, encoder: str, out: dict) -> None:
+    """A loaded cache is what was asked for: non-empty, the requested encoder and width, consistent shapes,
+    finite values, token lengths within the stored tokens. One-line :class:`DataError` naming the file."""
+    redo = f"; delete it and re-run `miar features --encoder {encoder}`"
+    sent, lengths = out["sentence"], out["lengths"]
+    if sent.ndim != 2 or sent.shape[0] == 0 or sent.shape[1] == 0:
+        raise DataError(f"{path}: empty or malformed feature cache (sentence {sent.shape}){redo}")
+    n, d = sent.shape
+    if out["encoder"].shape != () or str(out["encoder"]) != encoder:
+        raise DataError(f"{path}: holds features of encoder {str(out['encoder'])!r}, not {encoder!r}{redo}")
+    if out["dim"].shape != () or int(out["dim"]) != ENCODER_DIMS[encoder] or d != ENCODER_DIMS[encoder]:
+        raise DataError(f"{path}: width {d} (stored dim {out['dim']}) is not {encoder}'s {ENCODER_DIMS[encoder]}{redo}")
+    toks = out.get("tokens")
+    if (toks is not None and (toks.ndim != 3 or toks.shape[::2] != (n, d))) or lengths.shape != (n,) \
+            or out["ids"].shape != (n,):
+        raise DataError(f"{path}: inconsistent shapes: sentence {sent.shape}, lengths {lengths.shape}, "
+                        f"ids {out['ids'].shape}, tokens {toks.shape if toks is not None else '-'}{redo}")
+    if not np.issubdtype(lengths.dtype, np.integer) or (lengths < 0).any() \
+            or (toks is not None and (lengths > toks.shape[1]).any()):
+        raise DataError(f"{path}: token lengths outside [0, {toks.shape[1] if toks is not None else '-'}] "
+                        f"(max {lengths.max()}){redo}")
+    for key in ("sentence", "tokens"):
+        a = out.get(key)
+        if a is not None and (not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all()):
+            raise DataError(f"{path}: {key} holds non-finite or non-float values ({a.dtype}){redo}")

@@ -50,11 +50,12 @@ def split_videos(table: MosiTable, split: str, n_valid_videos: int, valid_seed: 
             raise DataError(f"{FOLDS_FILE}: missing file (needed for split='standard')")
         return {k: sorted(v) for k, v in table.folds.items()}
     if split != "bc":
-        raise ValueError(f"split must be 'bc' or 'standard', got {split!r}")
+        raise DataError(f"split must be 'bc' or 'standard', got {split!r}")
     train = sorted({v for v, p in zip(table.videos, table.bc_part) if p == "train"})
     test = sorted({v for v, p in zip(table.videos, table.bc_part) if p == "test"})
     if not 1 <= n_valid_videos < len(train):
-        raise ValueError(f"n_valid_videos must be in [1, {len(train) - 1}], got {n_valid_videos}")
+        raise DataError(f"data.n_valid_videos: {n_valid_videos} is outside [1, {len(train) - 1}] "
+                        f"(the bc split has {len(train)} training videos)")
     valid = set(np.random.default_rng(valid_seed).choice(train, size=n_valid_videos, replace=False).tolist())
     return {"train": [v for v in train if v not in valid], "valid": sorted(valid), "test": test}
 
@@ -127,15 +128,15 @@ def token_text(enc: dict, rows: dict[str, np.ndarray], standardize: bool) -> dic
 def check_args(split: str, modalities, text_features: str, context: int, granularity: str) -> None:
     """Validate ``load_mosi`` arguments, including the leakage guard."""
     if any(m not in MODALITIES for m in modalities) or not modalities:
-        raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
+        raise DataError(f"modalities must be a non-empty subset of {MODALITIES}, got {modalities}")
     if text_features not in ("cnn",) + ENCODERS:
-        raise ValueError(f"text_features must be 'cnn' or one of {ENCODERS}, got {text_features!r}")
+        raise DataError(f"text_features must be 'cnn' or one of {ENCODERS}, got {text_features!r}")
     if context < 0:
-        raise ValueError(f"context must be >= 0, got {context}")
+        raise DataError(f"context must be >= 0, got {context}")
     if granularity not in ("utterance", "token"):
-        raise ValueError(f"text_granularity must be 'utterance' or 'token', got {granularity!r}")
+        raise DataError(f"text_granularity must be 'utterance' or 'token', got {granularity!r}")
     if granularity == "token" and (context != 0 or text_features == "cnn"):
-        raise ValueError("text_granularity='token' needs context=0 and an encoder text_features")
+        raise DataError("text_granularity='token' needs context=0 and an encoder text_features")
     if split == "standard" and "vision" in modalities:
         raise DataError(LEAK_MESSAGE.format(what="visual 3D-CNN"))
     if split == "standard" and "text" in modalities and text_features == "cnn":
