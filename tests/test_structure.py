@@ -86,3 +86,15 @@ def test_notebooks_ship_in_the_package():
 
     assert notebooks_dir().resolve() == (PACKAGE.parent / "notebooks").resolve()
     assert (notebooks_dir() / "train.ipynb").is_file()
+
+
+def test_notebooks_are_stripped_and_stay_so():
+    """.gitattributes filters notebooks/*.ipynb through nbstripout; each is already what the filter writes."""
+    import subprocess
+    import sys
+
+    assert "notebooks/*.ipynb filter=nbstripout" in (PACKAGE.parent / ".gitattributes").read_text()
+    for nb in sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")):
+        stripped = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t", str(nb)],
+                                  capture_output=True, text=True, check=True).stdout
+        assert stripped == nb.read_text(), f"{nb.name} has outputs or metadata nbstripout removes"
