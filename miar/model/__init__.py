@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from miar.model.build import build_encoders, build_model
+from miar.model.build import build_encoders, build_model, upgrade_state_dict
 from miar.model.miar import MIAR, contrastive_pairs
 from miar.model.output import ModelOutput
 
-__all__ = ["MIAR", "ModelOutput", "build_encoders", "build_model", "contrastive_pairs"]
+__all__ = ["MIAR", "ModelOutput", "build_encoders", "build_model", "contrastive_pairs", "upgrade_state_dict"]

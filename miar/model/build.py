@@ -83,3 +83,22 @@ def build_model(cfg: Config, dims: dict[str, int]) -> nn.Module:
     if m.name not in BUILDERS:  # pragma: no cover - the config's Literal rejects other names
         raise ConfigError(f"model.name: unknown model {m.name!r}")
     return BUILDERS[m.name](m, dims)
+
+
+_LEGACY = (("proj.", "encoders.{}.proj."), ("enc.", "encoders.{}.context."))  # MIAR before the shared encoder
+
+
+def upgrade_state_dict(state: dict) -> dict:
+    """A MIAR state dict saved before the shared :class:`ModalityEncoder` (keys ``proj.<m>.*``, ``enc.<m>.*``,
+    ``gate.*``) under today's names; the tensors are the same, so a saved model predicts as it did."""
+    out = {}
+    for key, value in state.items():
+        for old, new in _LEGACY:
+            if key.startswith(old):
+                modality, rest = key[len(old):].split(".", 1)
+                key = new.format(modality) + rest
+                break
+        else:
+            key = "token_gate." + key[len("gate."):] if key.startswith("gate.") else key
+        out[key] = value
+    return out

@@ -162,7 +162,7 @@ def load_run(run_dir: str | Path, split: str = "test"):
 
     from miar import config as C
     from miar.data import build_splits
-    from miar.model import build_model
+    from miar.model import build_model, upgrade_state_dict
 
     run_dir = Path(run_dir)
     if not (run_dir / "model.pt").is_file():
@@ -172,7 +172,8 @@ def load_run(run_dir: str | Path, split: str = "test"):
     if split not in splits:
         raise C.ConfigError(f"split {split!r} is not one of {list(splits)}")
     model = build_model(cfg, splits["train"].dims)
-    model.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True, map_location="cpu"))
+    state = torch.load(run_dir / "model.pt", weights_only=True, map_location="cpu")
+    model.load_state_dict(upgrade_state_dict(state))  # weights saved before the shared encoder load too
     return cfg, splits[split], model.eval()
 
 
