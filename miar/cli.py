@@ -22,10 +22,11 @@ DESCRIPTION = "An open reproducibility study of MIAR on CMU-MOSI: train, sweep, 
 
 def _train(args) -> int:
     from miar import config as C
+    from miar.paths import inside
     from miar.train import fit
     cfg = C.load(args.experiment, overrides=args.set, seed=args.seed)
-    run_dir = Path(args.run_dir or Path("runs") / f"{cfg.name}-s{cfg.seed}")
-    metrics = fit(cfg, run_dir, resume=args.resume)
+    run_dir = Path(args.run_dir) if args.run_dir else inside("runs", f"{cfg.name}-s{cfg.seed}", what="name")
+    metrics = fit(cfg, run_dir, resume=args.resume, overwrite=args.overwrite)
     t = metrics["test"]
     print(f"{cfg.name} seed {cfg.seed}: best epoch {metrics['best_epoch']} (by {metrics['criterion']}); "
           f"test " + ", ".join(f"{k} {v:.4f}" for k, v in t.items()))
@@ -102,6 +103,8 @@ def _add_train(sub) -> None:
     t.add_argument("--run-dir", default=None, help="where the run record goes (default: runs/<name>-s<seed>)")
     t.add_argument("--resume", action="store_true",
                    help="continue from the run dir's per-epoch checkpoint (same final metrics)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace a complete run record in the run dir (refused without it)")
     t.set_defaults(func=_train)
 
 

@@ -29,8 +29,9 @@ TINY = ["train.epochs=1", "data.synthetic.n_train=64", "data.synthetic.n_valid=3
 def _write_sweep(path: Path, bad: bool = True) -> Path:
     runs = [{"experiment": "smoke", "overrides": TINY},
             {"experiment": "smoke", "variant": "nocon", "overrides": TINY + ["loss.weight=0"], "seeds": [1]}]
-    if bad:  # resolves (criterion is a free string) but fit rejects it at run time
-        runs.append({"experiment": "smoke", "variant": "bad", "overrides": TINY + ["train.criterion=nope"],
+    if bad:  # resolves (the config is valid) but the data is missing at run time
+        runs.append({"experiment": "smoke", "variant": "bad",
+                     "overrides": TINY + ["data.source=mmsa", "data.path=no-such-file.pkl"],
                      "seeds": [1]})
     path.write_text(json.dumps({"notebook": "train.ipynb", "seeds": [1, 2], "runs": runs}))  # JSON is YAML
     return path

@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from miar.paths import inside
 from miar.records import is_complete
 from miar.study.executor import PACKAGE_ROOT
 from miar.study.lock import results_lock
+from miar.study.notebook_io import execute_notebook
 from miar.study.plan import notebooks_dir
 
 
 def aligned_runs(results: Path, experiment: str) -> list[Path]:
     """Complete runs of ``experiment`` that kept their weights."""
-    return sorted(d for d in (results / "runs" / experiment).glob("*")
+    return sorted(d for d in inside(results / "runs", experiment, what="experiment").glob("*")
                   if is_complete(d) and (d / "model.pt").is_file())
 
 
@@ -31,11 +33,11 @@ def is_current(run_dir: Path) -> bool:
 def run_alignment(experiments: list[str] | None, results: str | Path = "results", split: str = "test",
                   max_points: int = 600) -> int:
     """Analyse the given experiments (default: every experiment with saved weights); 0 on success."""
-    import papermill as pm  # lazy: the notebooks extra
-
     results = Path(results)
     if not experiments:
         experiments = sorted({p.parent.parent.name for p in (results / "runs").glob("*/*/model.pt")})
+    for exp in experiments:  # every name checked before anything is written
+        inside(results / "runs", exp, what="experiment")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
     with results_lock(results):
         for exp in experiments:
@@ -46,10 +48,10 @@ def run_alignment(experiments: list[str] | None, results: str | Path = "results"
             if all(is_current(d) for d in runs):
                 print(f"align {exp}: {len(runs)} runs already analysed")
                 continue
-            out = results / "notebooks" / exp / "alignment.ipynb"
+            out = inside(results / "notebooks", exp, "alignment.ipynb", what="experiment")
             out.parent.mkdir(parents=True, exist_ok=True)
             print(f"align {exp}: {len(runs)} runs -> {out}")
-            pm.execute_notebook(str(notebooks_dir() / "alignment.ipynb"), str(out), progress_bar=True,
-                                parameters={"run_dirs": [str(d) for d in runs], "split": split,
-                                            "max_points": max_points, "out_dir": ""})
+            execute_notebook(notebooks_dir() / "alignment.ipynb", out, progress_bar=True,
+                             parameters={"run_dirs": [str(d) for d in runs], "split": split,
+                                         "max_points": max_points, "out_dir": ""})
     return 0

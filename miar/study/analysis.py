@@ -172,8 +172,12 @@ def load_run(run_dir: str | Path, split: str = "test"):
     if split not in splits:
         raise C.ConfigError(f"split {split!r} is not one of {list(splits)}")
     model = build_model(cfg, splits["train"].dims)
-    state = torch.load(run_dir / "model.pt", weights_only=True, map_location="cpu")
-    model.load_state_dict(upgrade_state_dict(state))  # weights saved before the shared encoder load too
+    try:  # a torn or foreign file, or the weights of another model: one line, not a traceback
+        state = torch.load(run_dir / "model.pt", weights_only=True, map_location="cpu")
+        model.load_state_dict(upgrade_state_dict(state))  # weights saved before the shared encoder load too
+    except Exception as e:  # unpickling, shape or key mismatches, a truncated zip
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise C.ConfigError(f"{run_dir / 'model.pt'}: not this run's weights ({msg})") from None
     return cfg, splits[split], model.eval()
 
 

@@ -37,7 +37,8 @@ from tqdm import tqdm
 from miar import config as C
 from miar.comparisons import comparisons, load_families
 from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
-from miar.records import atomic_write, csv_text, is_complete
+from miar.records import RecordError, atomic_write, csv_text, is_complete
+from miar.study.integrity import check_record
 
 SCHEMA_VERSION = 1
 
@@ -173,6 +174,10 @@ def collect(results: str | Path = "results") -> dict:
     if not complete:
         raise CollectError(f"{results / 'runs'}: no complete run records")
     for run_dir in complete:
+        try:  # whole, sane, and the run its directory names (miar.study.integrity), before it is counted
+            check_record(run_dir)
+        except RecordError as e:
+            raise CollectError(f"{e}; move the record away or redo the run") from None
         nb = results / "notebooks" / run_dir.parent.name / f"{run_dir.name}.ipynb"
         if nb.is_file():
             cross_check(nb, run_dir)

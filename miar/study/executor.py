@@ -9,10 +9,15 @@ namespace between them (:mod:`miar.study.papermill_engine`; ``--fresh-kernels`` 
 runs keep their executed notebook (and ``<run>.log``, the kernel's stdout/stderr); the others go on, and the
 command exits 1 naming the failures.
 
-Threads: with ``--workers N`` each kernel gets ``OMP_NUM_THREADS=MKL_NUM_THREADS=max(1, cores // N)`` in
-its environment; torch takes its default thread count from it (with ``train.threads=0``), so the
-recorded config is unchanged and ``env.json`` records the threads used. The kernel also gets the directory
-holding this ``miar`` package first on ``PYTHONPATH``, so it runs the same code as the command.
+Threads: torch uses ``train.threads`` (default 1: tiny models run fastest on one thread and a fixed count keeps
+CPU results bit-identical), and ``env.json`` records the threads used. With ``--workers N`` each kernel also gets
+``OMP_NUM_THREADS=MKL_NUM_THREADS=max(1, cores // N)`` in its environment, which only a config with
+``train.threads=0`` (all cores) takes its thread count from. The kernel also gets the directory holding this
+``miar`` package first on ``PYTHONPATH``, so it runs the same code as the command.
+
+Executed notebooks are written atomically (:mod:`miar.study.notebook_io`), and a run is complete only when its
+record and its notebook are whole (:func:`miar.study.plan.status`). Ctrl-C (SIGINT) cancels the queued runs,
+stops the workers and their kernels and exits 130; the next invocation redoes the interrupted runs.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from tqdm import tqdm
 from miar import config as C
 from miar.records import is_complete
 from miar.study.lock import results_lock
+from miar.study.notebook_io import temporary
 from miar.study.plan import Run, load_sweep, status
 from miar.study.record import write_sweep_record
 
@@ -54,6 +60,7 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
     import papermill as pm  # lazy: the notebooks extra; imported by the worker, once its output is redirected
 
     from miar.study import papermill_engine as kernel  # lazy: papermill again; registers the engine
+    from miar.study.notebook_io import execute_notebook
 
     engine, kernel_from = None, 0
     if job.get("reuse_kernel"):
@@ -62,8 +69,8 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
         engine, kernel_from = kernel.ENGINE, kernel.ReusedKernelEngine.kernel_log.seek(0, os.SEEK_END)
     err = None
     try:
-        pm.execute_notebook(job["notebook"], job["output"], parameters=job["parameters"],
-                            progress_bar=False, log_output=False, cwd=job["cwd"], engine_name=engine)
+        execute_notebook(job["notebook"], job["output"], parameters=job["parameters"],
+                         progress_bar=False, log_output=False, cwd=job["cwd"], engine_name=engine)
     except pm.PapermillExecutionError as e:
         err = f"{e.ename}: {e.evalue}"
     except Exception as e:  # kernel died, notebook unreadable, ...
@@ -176,6 +183,8 @@ def _prepare(todo: list[Run], notebook: Path, results: Path, env: dict, reuse_ke
             shutil.rmtree(r.run_dir(results))  # incomplete or for another config: redo cleanly
         r.run_dir(results).mkdir(parents=True)
         r.notebook_path(results).parent.mkdir(parents=True, exist_ok=True)
+        r.notebook_path(results).unlink(missing_ok=True)  # a stale notebook never sits beside a new record
+        temporary(r.notebook_path(results)).unlink(missing_ok=True)  # nor a killed run's temporary
         jobs.append(_job(r, notebook, results, env, reuse_kernel=reuse_kernel))
     return jobs
 
@@ -184,13 +193,46 @@ def _execute_all(jobs: list[dict], workers: int, desc: str, progress: bool) -> l
     """Run the jobs in a pool of ``workers`` spawned processes; the (key, error) of each failure."""
     failures = []
     bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not progress)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_die_with_parent) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_die_with_parent)
+    try:
         for fut in as_completed([pool.submit(_execute, j) for j in jobs]):
             key, err, secs = fut.result()
             bar.update(1)
             bar.write(f"  {'ok    ' if err is None else 'FAILED'} {key} ({secs:.1f} s)")
             if err is not None:
                 failures.append((key, err))
-    bar.close()
+    except BaseException:  # Ctrl-C (KeyboardInterrupt) or an error here: stop now, not after the queue
+        stop_pool(pool)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown()
     return failures
+
+
+def stop_pool(pool: ProcessPoolExecutor, grace_s: float = 3.0) -> None:
+    """Cancel the queued runs, then stop the pool's workers and everything they started (their Jupyter
+    kernels run in sessions of their own, so they are found as descendants, not by process group):
+    SIGTERM, ``grace_s`` seconds, SIGKILL. No orphan is left to write into a run directory."""
+    import psutil  # lazy: a dependency of ipykernel (the notebooks extra)
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = [psutil.Process(p.pid) for p in list(getattr(pool, "_processes", {}).values()) if p.pid]
+    procs = []
+    for w in workers:
+        try:
+            procs += [w, *w.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace_s)

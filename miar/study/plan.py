@@ -23,6 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from miar import config as C
+from miar.paths import component, inside
 from miar.records import is_complete
 
 SWEEPS_DIR = C.EXPERIMENTS_DIR / "sweeps"
@@ -60,10 +61,10 @@ class Run:
         return f"{self.display}/{self.name}"
 
     def run_dir(self, results: Path) -> Path:
-        return Path(results) / "runs" / self.display / self.name
+        return inside(Path(results) / "runs", self.display, self.name, what="run directory")
 
     def notebook_path(self, results: Path) -> Path:
-        return Path(results) / "notebooks" / self.display / f"{self.name}.ipynb"
+        return inside(Path(results) / "notebooks", self.display, f"{self.name}.ipynb", what="notebook")
 
 
 def sweep_path(name: str) -> Path:
@@ -96,7 +97,7 @@ def _entry_runs(entry, default_seeds, where: str) -> list[Run]:
     overrides = entry.get("overrides", [])
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise C.ConfigError(f"{where}: overrides must be a list of 'key=value' strings")
-    display = Path(exp).stem if Path(exp).suffix in (".yaml", ".yml") else exp
+    display = component(Path(exp).stem if Path(exp).suffix in (".yaml", ".yml") else exp, f"{where}: experiment")
     if variant is not None:
         if not isinstance(variant, str) or not _VARIANT.match(variant):
             raise C.ConfigError(f"{where}: variant must match {_VARIANT.pattern}, got {variant!r}")
@@ -109,6 +110,9 @@ def _entry_runs(entry, default_seeds, where: str) -> list[Run]:
             cfg = C.load(exp, overrides=overrides, seed=seed)
         except C.ConfigError as e:
             raise C.ConfigError(f"{where} ({display}, seed {seed}): {e}") from None
+        if cfg.name != display:  # a YAML path: the record is named after the directory it goes into
+            overrides = [f"name={display}", *overrides]
+            cfg = C.load(exp, overrides=overrides, seed=seed)
         runs.append(Run(exp, display, seed, tuple(overrides), C.dump(cfg)))
     return runs
 
@@ -138,8 +142,21 @@ def load_sweep(name: str) -> tuple[Path, list[Run]]:
 
 
 def status(run: Run, results: Path) -> str:
-    """``done`` (complete, same config), ``changed`` (complete, other config), ``incomplete`` or ``new``."""
+    """``done`` (complete, same config), ``changed`` (complete, other config), ``incomplete`` or ``new``.
+
+    Complete means every artefact is whole and sane (:mod:`miar.study.integrity`): the record (files,
+    test block, predictions, identity) and the executed notebook; a record beside a truncated notebook is
+    incomplete, so the run is redone."""
+    from miar.study.integrity import notebook_problem, record_problem  # lazy: `miar list` stays light
+
     d = run.run_dir(results)
     if is_complete(d):
-        return "done" if (d / "config.yaml").read_text() == run.config_yaml else "changed"
+        try:
+            same = (d / "config.yaml").read_text(encoding="utf-8") == run.config_yaml
+        except (OSError, UnicodeDecodeError):
+            return "incomplete"
+        if not same:
+            return "changed"
+        if record_problem(d) is None and notebook_problem(run.notebook_path(results)) is None:
+            return "done"
     return "incomplete" if d.exists() else "new"
