@@ -362,3 +362,24 @@ def test_rerun_and_rerun_comparison_tables(tmp_path):
         {"experiment": "e", "n": 5, "old_mae": 0.8, "new_mae": 0.81, "old_has0_acc2": 0.7, "new_has0_acc2": 0.7}]}
     t = R.rerun_comparison_table(cmp)
     assert t["Δ MAE"].item() == 0.01 and "MAE (A)" in t and "MAE (B)" in t
+
+
+def test_quiet_build_filters_only_the_noise():
+    import logging
+
+    from miar.report.sphinx import QuietConfigDumps
+
+    def rec(level, msg):
+        return logging.LogRecord("sphinx.x", level, __file__, 1, msg, None, None)
+
+    f = QuietConfigDumps()
+    assert not f.filter(rec(logging.INFO, "\x1b[01mmyst v%s:\x1b[39;49;00m %s"))
+    assert not f.filter(rec(logging.INFO, "myst-nb v%s: %s"))
+    assert f.filter(rec(logging.WARNING, "myst v%s: something is wrong"))
+    assert f.filter(rec(logging.INFO, "reading sources..."))
+    cfg = Path(__file__).resolve().parents[1] / "scripts" / "ipython_kernel_config.py"
+    exec(compile(cfg.read_text(), str(cfg), "exec"), {})  # what every kernel of the venv runs at start
+    logger = logging.getLogger("IPKernelApp")
+    assert not all(flt.filter(rec(logging.WARNING, "Kernel is running over TCP without encryption. x"))
+                   for flt in logger.filters)
+    assert all(flt.filter(rec(logging.WARNING, "another warning")) for flt in logger.filters)

@@ -35,9 +35,17 @@ from miar.report.evidence import (
     rows_of,
 )
 from miar.report.evidence import comparison_table as evidence_table
-from miar.report.figures import curves_figure, forest_figure, page_setup, seed_figure, show_figure
+from miar.report.figures import (
+    curves_figure,
+    curves_grid,
+    encoder_figure,
+    forest_figure,
+    page_setup,
+    seed_figure,
+    show_figure,
+)
 from miar.report.findings import display_name, findings, headline, main_claim_rows
-from miar.report.formatting import fmt, fmt_stats, label, md_table, not_yet_run, show
+from miar.report.formatting import dropdown, fmt, fmt_stats, label, md_table, not_yet_run, show, words
 from miar.report.io import (
     alignment_frame,
     bench_files,
@@ -123,5 +131,5 @@ __all__ = [
     "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
-    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented",
+    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words",
 ]

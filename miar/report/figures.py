@@ -132,3 +132,65 @@ def gate_figure(gate: pd.DataFrame):
     ax.set_xlim(0, 1)
     ax.set_xlabel("share")
     return fig
+
+
+def encoder_figure(summary: dict, cells: dict[str, dict[str, str]], metric: str = PRIMARY):
+    """Grouped dot plot, models x text features: each model's mean test ``metric`` with its Student-t 95%
+    interval over seeds, one group per text feature. ``cells``: model label -> {feature label: experiment}.
+    None when no cell has results."""
+    import matplotlib.pyplot as plt
+
+    features = list(dict.fromkeys(f for row in cells.values() for f in row))
+    stats = {(m, f): summary.get(e, {}).get("metrics", {}).get(metric) for m, row in cells.items()
+             for f, e in row.items()}
+    if not any(s and s.get("mean") is not None for s in stats.values()):
+        return None
+    scale = METRIC_INFO.get(metric, ("", 1, 3))[1]
+    fig, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
+    width = 0.7 / max(len(cells), 1)
+    for j, model in enumerate(cells):
+        for i, feat in enumerate(features):
+            s = stats.get((model, feat))
+            if not s or s.get("mean") is None:
+                continue
+            x = i - 0.35 + width * (j + 0.5)
+            lo, hi = s["ci95"]
+            ax.errorbar(x, s["mean"] * scale, yerr=[[(s["mean"] - lo) * scale], [(hi - s["mean"]) * scale]],
+                        fmt="o", capsize=3, color=f"C{j}", label=model if i == 0 else None)
+    ax.set_xticks(range(len(features)), features)
+    ax.set_ylabel(label(metric) + (" (lower is better)" if metric in LOWER_IS_BETTER else ""))
+    ax.set_xlabel("text features")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def curves_grid(results: str | Path, experiments: dict[str, str], column: str = "valid_mae", cols: int = 4):
+    """Learning curves per model: one small panel per experiment (label -> name), every seed's ``column`` per
+    epoch from ``history.csv``, the selected epochs as dotted lines, shared y axis; None when nothing ran."""
+    import matplotlib.pyplot as plt
+
+    have = {lab: run_dirs(results, e) for e, lab in experiments.items()}
+    have = {lab: [d for d in dirs if (d / "history.csv").is_file()] for lab, dirs in have.items()}
+    have = {lab: dirs for lab, dirs in have.items() if dirs}
+    if not have:
+        return None
+    rows = math.ceil(len(have) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.4 * rows), sharey=True, squeeze=False,
+                             constrained_layout=True)
+    for ax, (lab, dirs) in zip(axes.flat, have.items()):
+        for d in dirs:
+            h = pd.read_csv(d / "history.csv")
+            if column in h:
+                ax.plot(h["epoch"], h[column], lw=1.0, alpha=0.8)
+            best = json.loads((d / "metrics.json").read_text()).get("best_epoch")
+            if best:
+                ax.axvline(best, color="grey", lw=0.5, ls=":")
+        ax.set_title(lab, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(have):]:
+        ax.set_visible(False)
+    metric = column.removeprefix("valid_")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"validation {label(metric)}" if metric in METRIC_INFO else column, fontsize=8)
+    return fig

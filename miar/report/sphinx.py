@@ -1,9 +1,12 @@
 """``miar.report`` as a Sphinx extension (``_config.yml``: ``extra_extensions: [miar.report]``): it makes every
-page depend on ``results/``, so an incremental build re-executes all pages when any result changed (:func:`setup`)."""
+page depend on ``results/``, so an incremental build re-executes all pages when any result changed (:func:`setup`),
+and it keeps the build's terminal output to what a reader needs (:class:`QuietConfigDumps`)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
 from miar.report.study import RESULTS_ENV
@@ -33,7 +36,21 @@ def _outdated(app, env, added, changed, removed) -> list[str]:
     return sorted(set(env.found_docs) - set(added) - set(changed))
 
 
+class QuietConfigDumps(logging.Filter):
+    """Drops the one-line dumps of myst-parser's and myst-nb's whole configuration ("myst v3.0.1:
+    MdParserConfig(...)") that every build prints: noise in a newcomer's terminal. Warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(record.msg))  # sphinx's bold() adds colour codes
+        return not text.startswith(("myst v", "myst-nb v"))
+
+
 def setup(app) -> dict:
     """``miar.report`` as a Sphinx extension (``_config.yml``: ``sphinx: extra_extensions``)."""
     app.connect("env-get-outdated", _outdated)
+    for handler in logging.getLogger("sphinx").handlers:
+        if not any(isinstance(f, QuietConfigDumps) for f in handler.filters):
+            handler.addFilter(QuietConfigDumps())
     return {"parallel_read_safe": True, "parallel_write_safe": True}
