@@ -232,8 +232,11 @@ MEASURE_JS = """(async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
   await new Promise(r => setTimeout(r, 300));
   const d = document.documentElement;
+  const top = el => el ? el.getBoundingClientRect().top + window.scrollY : null;
+  const verdict = [...document.querySelectorAll('article strong')].find(e => e.textContent.startsWith('Verdict:'));
   return {height: Math.max(d.scrollHeight, document.body ? document.body.scrollHeight : 0),
           mjx: document.querySelectorAll('mjx-container').length,
+          verdict_top: top(verdict), first_figure_top: top(document.querySelector('article img')),
           title: document.title};
 })()"""
 

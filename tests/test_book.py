@@ -218,6 +218,9 @@ def test_pages_render_offline_with_formulas_and_within_the_height_bound(built):
     assert "book/method.html" in pages and (built / "_static" / "mathjax" / "tex-chtml.js").is_file()
     measured = {r["page"]: r for r in render.measure_book(built, pages, binary, prefix=offline_prefix())}
     assert measured["book/method.html"]["mjx"] > 0, "no formula rendered on the method page"
+    index = measured["book/index.html"]  # the first screen (1400 x 900 px) holds the verdict and the forest plot
+    assert index["verdict_top"] is not None and index["verdict_top"] < 900, index
+    assert index["first_figure_top"] is not None and index["first_figure_top"] < 900, index
     for page, r in measured.items():
         assert not r["external_refs"] and not r["external_requests"], f"{page}: network resources {r}"
         assert r["height"] <= render.MAX_HEIGHT, f"{page}: {r['height']} px at {render.WIDTH} px wide"
