@@ -16,12 +16,11 @@ from typing import Any, Literal
 
 import yaml
 
+from miar.config_checks import validate
+from miar.errors import ConfigError
+
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
 DECLARATIONS = ("comparisons", "margins")  # study declarations beside the experiments (miar.comparisons reads them)
-
-
-class ConfigError(ValueError):
-    """An unknown experiment, unknown key or a value of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +283,6 @@ def load(experiment: str, overrides: list[str] | dict | None = None, seed: int |
             cfg = merge(cfg, parse_override(o))
     if seed is not None:
         cfg = replace(cfg, seed=_check_value(seed, int, "seed"))
-    from miar.config_checks import validate  # lazy: it imports this module
     return validate(cfg)
 
 

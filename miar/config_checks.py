@@ -5,16 +5,20 @@ batch size >= 1, rates and weights >= 0 and finite, dropout in [0, 1), context >
 inside the bc split's 62 training videos), ``d_model`` divisible by ``n_heads``, a config ``name`` that is one
 plain directory name (it becomes ``runs/<name>-s<seed>`` and ``DIR/runs/<name>/``), and sizes a run could
 not hold in memory (a bound per width and on the estimated parameter and data element counts). Each failure
-is a one-line :class:`~miar.config.ConfigError` naming the key.
+is a one-line :class:`~miar.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import fields, is_dataclass
+from typing import TYPE_CHECKING
 
-from miar import config as C
+from miar.errors import ConfigError
 from miar.paths import component
+
+if TYPE_CHECKING:  # annotations only: miar.config calls validate, so this module must not import it
+    from miar import config as C
 
 BC_TRAIN_VIDEOS = 62  # the released bc-LSTM split's training videos (miar.data.mosi)
 MAX_WIDTH = 8192  # d_model, proj_dim: wider than any model in the study by > 30x
@@ -34,11 +38,11 @@ def _range(key: str, value, lo=None, hi=None, lo_open: bool = False, hi_open: bo
     if value is None:
         return
     if isinstance(value, float) and not math.isfinite(value):
-        raise C.ConfigError(f"{key}: {value!r} is not a finite number")
+        raise ConfigError(f"{key}: {value!r} is not a finite number")
     if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise C.ConfigError(f"{key}: {value!r} must be {'>' if lo_open else '>='} {lo}")
+        raise ConfigError(f"{key}: {value!r} must be {'>' if lo_open else '>='} {lo}")
     if hi is not None and (value > hi or (hi_open and value == hi)):
-        raise C.ConfigError(f"{key}: {value!r} must be {'<' if hi_open else '<='} {hi}")
+        raise ConfigError(f"{key}: {value!r} must be {'<' if hi_open else '<='} {hi}")
 
 
 def _finite(obj, prefix: str = "") -> None:
@@ -49,7 +53,7 @@ def _finite(obj, prefix: str = "") -> None:
             _finite(v, f"{key}.")
         for x in (v if isinstance(v, tuple) else (v,)):
             if isinstance(x, float) and not math.isfinite(x):
-                raise C.ConfigError(f"{key}: {v!r} is not a finite number")
+                raise ConfigError(f"{key}: {v!r} is not a finite number")
 
 
 def _data(d: C.DataConfig) -> None:
@@ -58,7 +62,7 @@ def _data(d: C.DataConfig) -> None:
     _range("data.valid_seed", d.valid_seed, 0)
     if not d.modalities or len(set(d.modalities)) != len(d.modalities) \
             or not set(d.modalities) <= {"text", "audio", "vision"}:
-        raise C.ConfigError(f"data.modalities: {list(d.modalities)} must be distinct names among text, audio, vision")
+        raise ConfigError(f"data.modalities: {list(d.modalities)} must be distinct names among text, audio, vision")
     if d.source == "mosi" and d.split == "bc":
         _range("data.n_valid_videos", d.n_valid_videos, 1, BC_TRAIN_VIDEOS - 1)
     else:
@@ -81,7 +85,7 @@ def _synthetic_size(s: C.SyntheticConfig) -> None:
     steps = (s.seq_len,) * 3 if s.aligned else lengths
     elements = n * sum(t * w for t, w in zip(steps, s.dims or dims))
     if elements > MAX_DATA_ELEMENTS:
-        raise C.ConfigError(f"data.synthetic: {n} samples x {steps} steps x {list(s.dims or dims)} dims are "
+        raise ConfigError(f"data.synthetic: {n} samples x {steps} steps x {list(s.dims or dims)} dims are "
                             f"{elements:.3g} values, more than the bound {MAX_DATA_ELEMENTS:.3g} (16 GiB)")
 
 
@@ -89,7 +93,7 @@ def _model(m: C.ModelConfig) -> None:
     _range("model.d_model", m.d_model, 1, MAX_WIDTH)
     _range("model.n_heads", m.n_heads, 1, m.d_model)
     if m.d_model % m.n_heads:
-        raise C.ConfigError(f"model.d_model: {m.d_model} is not divisible by model.n_heads={m.n_heads}")
+        raise ConfigError(f"model.d_model: {m.d_model} is not divisible by model.n_heads={m.n_heads}")
     _range("model.n_layers", m.n_layers, 1, MAX_LAYERS)
     _range("model.dropout", m.dropout, 0, 1, hi_open=True)
     _range("model.head_hidden", m.head_hidden, 1, MAX_HIDDEN)
@@ -100,7 +104,7 @@ def _model(m: C.ModelConfig) -> None:
     # a generous estimate: 3 modalities x 6 attention blocks (MulT's crossmodal ones) x 12 d^2 per layer
     params = 3 * 6 * 12 * m.n_layers * m.d_model**2 + 4 * m.d_model * m.head_hidden + m.max_len * m.d_model
     if params > MAX_PARAMS:
-        raise C.ConfigError(f"model: d_model={m.d_model}, n_layers={m.n_layers}, head_hidden={m.head_hidden} "
+        raise ConfigError(f"model: d_model={m.d_model}, n_layers={m.n_layers}, head_hidden={m.head_hidden} "
                             f"give ~{params:.3g} parameters, more than the bound {MAX_PARAMS:.0e}")
 
 
@@ -118,7 +122,7 @@ def _loss_train(cfg: C.Config) -> None:
     _range("train.grad_clip", t.grad_clip, 0)
     _range("train.threads", t.threads, 0, 4096)
     if t.criterion not in METRICS:
-        raise C.ConfigError(f"train.criterion: {t.criterion!r} is not one of {list(METRICS)}")
+        raise ConfigError(f"train.criterion: {t.criterion!r} is not one of {list(METRICS)}")
 
 
 def validate(cfg: C.Config) -> C.Config:

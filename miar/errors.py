@@ -1,8 +1,13 @@
-"""One line for an operating-system error: the file (or files) and the problem, never a traceback."""
+"""The package's user-error types and one line for an operating-system error: the file (or files) and the
+problem, never a traceback. It imports nothing of ``miar``, so every module can raise these."""
 
 from __future__ import annotations
 
 import errno
+
+
+class ConfigError(ValueError):
+    """An unknown experiment, unknown key or a value of the wrong type (re-exported by :mod:`miar.config`)."""
 
 
 def os_error_line(e: OSError) -> str:
@@ -12,4 +17,4 @@ def os_error_line(e: OSError) -> str:
     return f"{' -> '.join(names)}: {what}" if names else what
 
 
-__all__ = ["os_error_line"]
+__all__ = ["ConfigError", "os_error_line"]

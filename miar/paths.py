@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from miar.config import ConfigError
+from miar.errors import ConfigError
 
 NAME = re.compile(r"^[A-Za-z0-9_+=-][A-Za-z0-9_.+=-]{0,199}$")
 
