@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from miar.report.formatting import sig
+from miar.report.formatting import sig, words
 from miar.report.io import notebooks
 
 
@@ -121,7 +121,7 @@ def rerun_table(results: str | Path) -> pd.DataFrame:
     return pd.DataFrame([{"Run": Path(r["run"]).parent.name + "/" + Path(r["run"]).name,
                           "Recorded on": r["recorded_on"], "Rerun on": r["rerun_on"],
                           "Rerun at commit": str(r["commit"])[:10],
-                          "Test metrics": "identical" if r["same"] else f"differ: {sorted(r['differences'])}"}
+                          "Test metrics": "identical" if r["same"] else f"differ: {words(sorted(r['differences']))}"}
                          for r in rows])
 
 
