@@ -170,10 +170,11 @@ def mmsa_name_rows() -> list[dict]:
 def collect(results: str | Path = "results") -> dict:
     """Cross-check, then write the tables and summary.json; returns the summary dict."""
     results = Path(results)
-    complete, _ = find_runs(results)
-    if not complete:
+    complete, incomplete = find_runs(results)
+    claimed = [d for d in incomplete if (d / "metrics.json").exists()]  # marked complete, but unreadable
+    if not complete and not claimed:
         raise CollectError(f"{results / 'runs'}: no complete run records")
-    for run_dir in complete:
+    for run_dir in complete + claimed:
         try:  # whole, sane, and the run its directory names (miar.study.integrity), before it is counted
             check_record(run_dir)
         except RecordError as e:

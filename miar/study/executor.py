@@ -216,14 +216,14 @@ def stop_pool(pool: ProcessPoolExecutor, grace_s: float = 3.0) -> None:
     SIGTERM, ``grace_s`` seconds, SIGKILL. No orphan is left to write into a run directory."""
     import psutil  # lazy: a dependency of ipykernel (the notebooks extra)
 
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = [psutil.Process(p.pid) for p in list(getattr(pool, "_processes", {}).values()) if p.pid]
     procs = []
-    for w in workers:
+    for w in list((getattr(pool, "_processes", None) or {}).values()):  # before shutdown forgets them
         try:
+            w = psutil.Process(w.pid)
             procs += [w, *w.children(recursive=True)]
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, ValueError):
             pass
+    pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         try:
             p.terminate()
