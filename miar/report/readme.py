@@ -36,7 +36,7 @@ def readme_table(results: str | Path) -> str:
     return "\n\n".join([
         *verdict, f"Ours: CMU-MOSI, bc-LSTM split{split}, released utterance features, checkpoint selected on held-out "
         "training videos only, test set evaluated once; mean ± population std over seeds.",
-        md_table(ours), *([speed] if (speed := readme_speed(results)) else []), "Published numbers on the same split (their code selects checkpoints on the test set), "
+        md_table(ours), *([speed] if (speed := readme_speed(results)) else []), "Published numbers on the same split (protocols differ by source: bc-LSTM's is clean, MMMU-BA and CATF-LSTM select on the test set, Kumar & Vepa's is unknown), "
         "beside ours in separate columns:", md_table(anchors), head])
 
 
