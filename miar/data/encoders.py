@@ -27,7 +27,6 @@ import numpy as np
 
 from miar.data.batch import DataError
 from miar.data.mosi_files import base_dir, read_mosi
-from miar.records import check_writable
 
 ENCODER_DIMS = {"minilm": 384, "mpnet": 768, "static": 64}
 INSTALL_HINT = {
@@ -178,8 +177,8 @@ def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, p
     check_encoder(encoder)
     offline()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(base_dir(root))
+    writable_cache(cache)  # a read-only cache fails now, before reading and embedding anything
     table = read_mosi(root)
-    check_writable(cache, min_free=0)  # a read-only or missing cache fails now, not after the embedding
     texts = [t.lower() for t in table.transcripts]
     model_dir = {"minilm": minilm_dir, "mpnet": lambda: mpnet_dir(cache)}.get(encoder, lambda: None)()
     with tqdm(total=len(texts), desc=f"embedding ({encoder})", unit="utt", disable=not progress) as bar:
@@ -195,6 +194,15 @@ def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, p
     write_npz(path, ids=np.array(table.ids), sentence=sentence.astype(np.float32), tokens=padded,
               lengths=lengths, encoder=np.array(encoder), dim=np.array(sentence.shape[1]))
     return path
+
+
+def writable_cache(cache: Path) -> None:
+    """Create ``cache`` and prove a file can be written there, or a one-line :class:`DataError`."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=cache).close()
+    except OSError as e:
+        raise DataError(f"{cache}: the feature cache cannot be written ({e.strerror or e})") from None
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:
