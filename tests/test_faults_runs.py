@@ -1,0 +1,223 @@
+"""Issue 12, classes 4-7 and the extras: partial artefacts, writers that exclude each other, Ctrl-C stops a sweep,
+``miar data check`` on the directory that holds ``CMU-MOSI/``, no run directory before the data loads."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from faultkit import TINY, env, main, one_line, run, snapshot
+from filelock import FileLock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from miar import config as C
+from miar.records import RecordError
+from miar.study import notebook_io
+from miar.study.integrity import notebook_problem, record_problem
+
+SETS = sum((["--set", o] for o in TINY), [])
+
+
+def _sweep(path: Path, seeds) -> Path:
+    path.write_text(json.dumps({"notebook": "train.ipynb", "seeds": list(seeds),
+                                "runs": [{"experiment": "smoke", "overrides": TINY}]}))
+    return path
+
+
+def _digest(d: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())}
+
+
+# ----------------------------------------------------------------------------- 4. partial artefacts
+
+NB = {"cells": [{"cell_type": "code", "execution_count": 1, "id": "a", "metadata": {}, "outputs": [],
+                 "source": "x = 1"}],
+      "metadata": {"papermill": {"output_path": "tmp", "parameters": {}}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+@settings(max_examples=80, deadline=None)
+@given(cut=st.floats(0, 1, exclude_max=True))
+def test_a_truncated_notebook_is_never_whole(tmp_path_factory, cut):
+    text = json.dumps(NB, indent=1)
+    path = tmp_path_factory.mktemp("nb") / "s1.ipynb"
+    path.write_text(text[:int(cut * len(text))])
+    assert notebook_problem(path) is not None
+
+
+def test_notebook_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    import papermill
+
+    out = tmp_path / "s1.ipynb"
+
+    def torn(nb, output, **kw):  # papermill's last save hits a full disk half-way
+        Path(output).write_text(json.dumps(NB)[:40])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(papermill, "execute_notebook", torn)
+    with pytest.raises(OSError):
+        notebook_io.execute_notebook("in.ipynb", out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no torn notebook, no temporary
+
+    def whole(nb, output, **kw):
+        Path(output).write_text(json.dumps(NB))
+
+    monkeypatch.setattr(papermill, "execute_notebook", whole)
+    notebook_io.execute_notebook("in.ipynb", out)
+    assert notebook_problem(out) is None and [p.name for p in tmp_path.iterdir()] == ["s1.ipynb"]
+    assert json.loads(out.read_text())["metadata"]["papermill"]["output_path"] == str(out)
+    notebook_io.temporary(out).write_text("{trunc")
+    with pytest.raises(RecordError, match="not written whole"):
+        notebook_io.finalize(notebook_io.temporary(out), out)
+    assert notebook_problem(out) is None and not notebook_io.temporary(out).exists()  # the old one stays
+
+
+def test_truncated_notebook_beside_a_complete_record_is_redone(tmp_path, monkeypatch):
+    """A full disk used to leave a truncated notebook beside a complete record; the rerun skipped the run
+    and collect refused the results folder from then on."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])
+    sweep, results = _sweep(tmp_path / "s.yaml", [1, 2]), tmp_path / "results"
+    assert main(["sweep", sweep, "--results", results])[0] == 0
+    nb = results / "notebooks" / "smoke" / "s1.ipynb"
+    nb.write_bytes(nb.read_bytes()[: nb.stat().st_size // 2])
+    kept = _digest(results / "runs" / "smoke" / "s2")
+    rc, out, _ = main(["sweep", sweep, "--results", results, "--dry-run"])
+    assert "incomplete smoke/s1" in " ".join(out.split()) and "done smoke/s2" in " ".join(out.split())
+    assert main(["sweep", sweep, "--results", results])[0] == 0
+    assert notebook_problem(nb) is None and record_problem(results / "runs" / "smoke" / "s1") is None
+    assert _digest(results / "runs" / "smoke" / "s2") == kept  # the complete run was not touched
+    assert main(["collect", "--results", results])[0] == 0
+
+
+# ----------------------------------------------------------------------------- 5. writers exclude each other
+
+def test_train_refuses_a_complete_record_unless_overwrite(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", "smoke", *SETS, "--run-dir", run_dir])[0] == 0
+    before = snapshot(run_dir)
+    assert ".lock" not in before  # the writer's lock goes with it
+    rc, _, err = main(["train", "smoke", *SETS, "--set", "loss.weight=0", "--run-dir", run_dir])
+    one_line(rc, err, str(run_dir), "--overwrite")
+    assert snapshot(run_dir) == before
+    rc, _, err = main(["train", "smoke", *SETS, "--run-dir", run_dir, "--resume"])
+    one_line(rc, err, "--overwrite")
+    assert main(["train", "smoke", *SETS, "--set", "loss.weight=0", "--run-dir", run_dir, "--overwrite"])[0] == 0
+    assert "weight: 0.0" in (run_dir / "config.yaml").read_text() and record_problem(run_dir, identity=False) is None
+
+
+def test_train_refuses_a_run_dir_another_writer_holds(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with FileLock(run_dir / ".lock", timeout=0):
+        before = snapshot(run_dir)
+        rc, _, err = main(["train", "smoke", *SETS, "--run-dir", run_dir])
+        one_line(rc, err, "another process is writing")
+        assert snapshot(run_dir) == before
+
+
+def test_two_concurrent_trains_into_one_dir_one_wins(tmp_path):
+    """Both used to succeed and the last writer won; now exactly one writes the record."""
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "miar.cli", "train", "smoke", "--set", "train.progress=false",
+            "--set", "train.epochs=3", "--run-dir", str(run_dir)]
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in outs) == [0, 2], outs
+    one_line(*next(o for o in outs if o[0] == 2))
+    assert record_problem(run_dir, identity=False) is None
+
+
+# ----------------------------------------------------------------------------- 6. Ctrl-C stops a sweep
+
+def _alive(pids: list[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.mark.parametrize("target", ["sweep process",  # kill -INT <pid>; a terminal's Ctrl-C signals the group:
+                                    pytest.param("process group", marks=pytest.mark.slow)])
+def test_sigint_stops_a_sweep_promptly_and_the_rerun_completes_it(tmp_path, target):
+    seeds = list(range(1, 9))
+    sweep, results = _sweep(tmp_path / "s.yaml", seeds), tmp_path / "results"
+    cmd = [sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results", str(results)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline, kernels = time.time() + 120, []
+        while time.time() < deadline and not (results / "runs" / "smoke" / "s1" / "metrics.json").exists():
+            time.sleep(0.1)
+        assert (results / "runs" / "smoke" / "s1" / "metrics.json").exists(), "the first run never finished"
+        family = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        kernels = [p for p in family if "ipykernel" in " ".join(psutil.Process(p).cmdline())]
+        assert kernels, "no kernel found under the sweep"
+        t0 = time.time()
+        os.kill(proc.pid, signal.SIGINT) if target == "sweep process" else os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=30)
+        stopped = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    err = proc.stderr.read()
+    assert rc == 130, err[-2000:]
+    assert stopped < 15, f"took {stopped:.1f} s to stop"
+    time.sleep(0.5)
+    assert _alive(family) == [], "orphan workers or kernels"
+    done = [s for s in seeds if record_problem(results / "runs" / "smoke" / f"s{s}") is None
+            and notebook_problem(results / "notebooks" / "smoke" / f"s{s}.ipynb") is None]
+    assert len(done) < len(seeds), "every queued run executed before the sweep stopped"
+    if target == "sweep process":
+        r = run(["sweep", sweep, "--results", results], cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert f"{len(seeds) - len(done)} to run" in r.stdout
+        for s in seeds:
+            assert record_problem(results / "runs" / "smoke" / f"s{s}") is None
+            assert notebook_problem(results / "notebooks" / "smoke" / f"s{s}.ipynb") is None
+
+
+# ----------------------------------------------------------------------------- 7. data check on $MIAR_DATA
+
+@pytest.mark.realdata
+def test_data_check_on_the_directory_holding_cmu_mosi(mosi_root):
+    for path in (mosi_root, mosi_root / "CMU-MOSI"):
+        rc, out, err = main(["data", "check", path])
+        assert rc == 0, err
+        assert "OK" in out and "test: 752" in out
+
+
+def test_data_check_on_a_directory_without_mosi_is_one_line(tmp_path):
+    (tmp_path / "CMU-MOSI").mkdir()
+    rc, _, err = main(["data", "check", tmp_path])
+    one_line(rc, err, "CMU-MOSI")
+
+
+# ----------------------------------------------------------------------------- extras
+
+@pytest.mark.parametrize("bad", [["--set", "data.source=mmsa", "--set", "data.path=missing.pkl"],
+                                 ["--set", "data.source=mosi", "--set", "data.path=no-such-dir"]])
+def test_a_data_error_leaves_no_run_directory(tmp_path, monkeypatch, bad):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = main(["train", "smoke", *bad])
+    one_line(rc, err)
+    assert snapshot(tmp_path) == {".": "dir"}  # neither runs/ nor runs/smoke-s1111/
+
+
+def test_sweep_docstring_names_the_thread_default():
+    from miar.study import executor
+    assert C.TrainConfig().threads == 1
+    assert "default 1" in executor.__doc__ and "train.threads=0" in executor.__doc__
+    assert "torch takes its default thread count from it (with" not in executor.__doc__
