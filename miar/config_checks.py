@@ -26,6 +26,7 @@ MAX_HIDDEN = 65536  # head_hidden, synthetic feature dims
 MAX_LAYERS = 64
 MAX_LEN = 65536  # max_len, synthetic seq_len
 MAX_BATCH = 65536
+MAX_CONTEXT = 64  # MOSI's longest video has 63 utterances: a wider window adds only padding (2199 x 129 steps)
 MAX_SAMPLES = 10**7  # per synthetic split
 MAX_EPOCHS = 100_000
 MAX_PARAMS = 10**9  # ~4 GB of float32 weights, ~16 GB with AdamW's state and gradients
@@ -58,7 +59,7 @@ def _finite(obj, prefix: str = "") -> None:
 
 def _data(d: C.DataConfig) -> None:
     _range("data.batch_size", d.batch_size, 1, MAX_BATCH)
-    _range("data.context", d.context, 0, 1000)
+    _range("data.context", d.context, 0, MAX_CONTEXT)
     _range("data.valid_seed", d.valid_seed, 0)
     if not d.modalities or len(set(d.modalities)) != len(d.modalities) \
             or not set(d.modalities) <= {"text", "audio", "vision"}:

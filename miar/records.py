@@ -34,18 +34,30 @@ class RecordError(OSError):
 
 
 def check_writable(run_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
-    """Create ``run_dir`` and prove a file can be written there and enough space is free."""
+    """Create ``run_dir`` and prove a file can be written there and enough space is free (a directory
+    this call created is removed again when the check fails: a refused run leaves nothing behind)."""
     run_dir = Path(run_dir)
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / ".write-test", b"ok")
         (run_dir / ".write-test").unlink()
+        free = shutil.disk_usage(run_dir).free
     except OSError as e:
+        _remove_if_empty(run_dir, created)
         raise RecordError(f"{run_dir}: cannot write the run record here ({e.strerror or e})") from None
-    free = shutil.disk_usage(run_dir).free
     if free < min_free:
+        _remove_if_empty(run_dir, created)
         raise RecordError(f"{run_dir}: only {free // 2**20} MiB free; a run needs at least "
                           f"{min_free // 2**20} MiB")
+
+
+def _remove_if_empty(run_dir: Path, created: bool) -> None:
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
 
 
 def _umask() -> int:
