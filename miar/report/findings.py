@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from miar.report.data_limits import headroom_finding
 from miar.report.evidence import NOT_COMPARED, diff_text, load_comparisons, rows_of
 from miar.report.formatting import fmt, label, words
 from miar.report.study import ABLATIONS, BASELINES, ENCODERS, MAIN, MAIN_TABLE, PRIMARY
@@ -118,5 +119,5 @@ def findings(results: str | Path) -> list[str]:
     if comps.empty:
         return []
     rows, _ = main_claim_rows(comps)
-    out = [_strongest(Path(results), comps), _power(rows), _ablations(comps)]
+    out = [_strongest(Path(results), comps), _power(rows), headroom_finding(results, comps), _ablations(comps)]
     return [s for s in out if s]
