@@ -21,6 +21,9 @@ from miar.errors import ConfigError
 
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
 DECLARATIONS = ("comparisons", "margins")  # study declarations beside the experiments (miar.comparisons reads them)
+OPTIONAL = {"omit_default": True}  # a key added after records were written: left out of dump() at its default,
+#                                    so every earlier experiment's resolved config.yaml stays byte-identical
+FINETUNE = ("frozen", "full") + tuple(f"top:{k}" for k in range(1, 13))  # model.finetune values
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ class ModelConfig:
     head_hidden: int = 64
     proj_dim: int = 32  # contrastive projection width [inferred]
     max_len: int = 512  # longest sequence the positional table covers
+    # text as the token sequence of a pretrained encoder (miar.model.text_backbone); none: data.text_features
+    text_backbone: Literal["none", "minilm", "mpnet"] = field(default="none", metadata=OPTIONAL)
+    # frozen: no backbone weight trains; top:K: the last K layers train (the frozen lower layers run once per
+    # run, their outputs cached); full: every layer and the embeddings train
+    finetune: Literal[FINETUNE] = field(default="frozen", metadata=OPTIONAL)
     # baselines only (MISA's auxiliary losses, weights as in the MISA paper's MOSI setting)
     misa_sim_weight: float = 1.0  # modality-invariant similarity (CMD)
     misa_diff_weight: float = 0.3  # invariant/specific orthogonality
@@ -99,6 +107,9 @@ class TrainConfig:
     criterion: str = "mae"  # validation metric for selection (a compute_all key)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast (CUDA)
+    backbone_lr: float = field(default=5e-5, metadata=OPTIONAL)  # learning rate of the text backbone's weights
+    layer_decay: float = field(default=1.0, metadata=OPTIONAL)  # in (0, 1]: backbone layer i from the top
+    #                                                             trains at backbone_lr * layer_decay**i
     threads: int = 1  # torch CPU threads (0 = all cores); tiny models run fastest on 1, sweeps
     #                   parallelise across runs, and a fixed count keeps CPU results bit-identical
     progress: bool = True
@@ -192,10 +203,11 @@ def merge(cfg: Any, delta: dict, prefix: str = "") -> Any:
 
 
 def to_dict(cfg: Any) -> dict:
-    """Plain nested dict (tuples as lists) for YAML/JSON."""
+    """Plain nested dict (tuples as lists) for YAML/JSON; ``OPTIONAL`` keys at their default are left out."""
     def conv(v):
         if is_dataclass(v):
-            return {f.name: conv(getattr(v, f.name)) for f in fields(v)}
+            return {f.name: conv(getattr(v, f.name)) for f in fields(v)
+                    if not (f.metadata.get("omit_default") and getattr(v, f.name) == f.default)}
         if isinstance(v, tuple):
             return [conv(x) for x in v]
         return v

@@ -32,6 +32,7 @@ from miar.exclusive import exclusive_run_dir
 from miar.losses import Temperature, total_loss
 from miar.metrics import HIGHER_IS_BETTER, bootstrap_ci, compute_all
 from miar.model import ModelOutput, build_model, contrastive_pairs
+from miar.model.text_backbone import backbone_groups, cache_lower
 from miar.records import CHECKPOINT, atomic_write, check_writable, environment, write_record
 
 
@@ -96,7 +97,8 @@ class Trainer:
         self.cfg, self.device, self.amp = cfg, device, cfg.train.amp == "bf16"
         self.model = build_model(cfg, dims).to(device)
         self.temp = Temperature(cfg.loss.temperature, cfg.loss.learnable_temperature).to(device)
-        params = list(self.model.parameters()) + list(self.temp.parameters())
+        params = backbone_groups(self.model, list(self.temp.parameters()), cfg.train.lr, cfg.train.backbone_lr,
+                                 cfg.train.layer_decay) or list(self.model.parameters()) + list(self.temp.parameters())
         self.opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                                      fused=True)  # one kernel for all parameters: ~10x faster steps on CPU
         steps = math.ceil(n_train / cfg.data.batch_size)
@@ -222,6 +224,7 @@ def fit(cfg: C.Config, run_dir: str | Path, splits: dict[str, ModalDataset] | No
     check_writable(run_dir)  # fail before training, not after; and only once the data has loaded
     with exclusive_run_dir(run_dir, overwrite=overwrite):
         trainer = Trainer(cfg, splits["train"].dims, len(splits["train"]), pick_device(cfg.train.device))
+        splits = cache_lower(trainer.model, splits, trainer.device)  # top:K: frozen lower layers once per run
         progress = _epochs(trainer, run_dir, splits, resume)
         metrics = _finish(trainer, run_dir, splits, progress, t0)
         (run_dir / CHECKPOINT).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from miar.records import atomic_write
 
 DESCRIPTION = "speed and memory of MIAR and the baselines on synthetic MOSI and MOSEI shapes"
 SECTIONS = ("models", "epoch")  # the default sections; --compare mmsa adds the MMSA comparison
+OPTIONAL_SECTIONS = ("finetune",)  # only when named: --sections finetune (MiniLM fine-tuning, miar.bench.finetune)
 
 
 def study_wall_time(results: Path = Path("results")) -> dict | str:
@@ -63,6 +64,11 @@ def run(quick: bool = False, device: str = "auto", compare: tuple[str, ...] = ()
     report["epoch_scaling"] = epoch_scaling(s, log) if "epoch" in sections else []
     report["miar_mosei_epoch_s"] = next((r["epoch_s"] for r in report["epoch_scaling"] if r["size"] == "mosei"),
                                         None)
+    if "finetune" in sections:
+        from miar.bench import finetune  # lazy: loads the text backbone
+
+        log("fine-tuning (MiniLM top:2 vs naive full):")
+        report.update(finetune.bench(quick, device, log))
     report["study_wall_time"] = study_wall_time(Path(results))
     report["machine"]["load_average_end"] = list(os.getloadavg())
     return report
@@ -92,6 +98,10 @@ def table(report: dict) -> str:
                f"(target >= 1.5x)")
     ep = report["miar_mosei_epoch_s"]
     out.append(f"miar_mosei_epoch_s: {'n/a' if ep is None else f'{ep:.1f} s'} (target <= 30 s on 2 cores)")
+    if "finetune" in report:
+        from miar.bench.finetune import table_lines
+
+        out += table_lines(report)
     out.append(f"study wall time: {report['study_wall_time']}")
     return "\n".join(out)
 
@@ -120,7 +130,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="where the study's run records are")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     p.add_argument("--sections", default=",".join(SECTIONS),
-                   help="comma-separated subset of: " + ", ".join(SECTIONS))
+                   help="comma-separated subset of: " + ", ".join(SECTIONS + OPTIONAL_SECTIONS)
+                        + " (finetune runs only when named: --sections finetune times it alone)")
     return p
 
 
@@ -128,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = parser()
     args = p.parse_args(argv)
-    if not set(args.sections.split(",")) <= set(SECTIONS):
-        p.error(f"--sections: choose from {', '.join(SECTIONS)}")
+    if not set(args.sections.split(",")) <= set(SECTIONS + OPTIONAL_SECTIONS):
+        p.error(f"--sections: choose from {', '.join(SECTIONS + OPTIONAL_SECTIONS)}")
     policy = omp_policy(args.omp_wait).upper()
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != policy and "MIAR_BENCH_CHILD" not in os.environ:
         # the OpenMP runtime reads its wait policy once, when torch is loaded: run in a fresh process

@@ -41,8 +41,13 @@ def standardize(splits: dict[str, ModalDataset]) -> dict[str, ModalDataset]:
 
 
 def build_splits(cfg) -> dict[str, ModalDataset]:
-    """train/valid/test datasets for ``cfg.data`` restricted to ``cfg.data.modalities``."""
+    """train/valid/test datasets for ``cfg.data`` restricted to ``cfg.data.modalities``; with
+    ``model.text_backbone`` the text modality is that backbone's token ids (:mod:`miar.data.text_splits`)."""
     d = cfg.data
+    if cfg.model.text_backbone != "none" and "text" in d.modalities:
+        from miar.data.text_splits import build_text_splits
+
+        return build_text_splits(cfg, build_splits, data_root(d.path))
     if d.source == "synthetic":
         s = d.synthetic
         splits = make_synthetic(s.preset, seed=s.seed, n_train=s.n_train, n_valid=s.n_valid,

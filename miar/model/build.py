@@ -82,7 +82,23 @@ def build_model(cfg: Config, dims: dict[str, int]) -> nn.Module:
         raise ConfigError(f"model {m.name} needs at least two modalities (data.modalities)")
     if m.name not in BUILDERS:  # pragma: no cover - the config's Literal rejects other names
         raise ConfigError(f"model.name: unknown model {m.name!r}")
+    if m.text_backbone != "none" and "text" in dims:
+        return build_text_front(cfg, dims)
     return BUILDERS[m.name](m, dims)
+
+
+def build_text_front(cfg: Config, dims: dict[str, int]) -> nn.Module:
+    """The pretrained backbone (loaded from its installed package: the one read a builder does) split by
+    ``model.finetune``, in front of the model built for its hidden width (:mod:`miar.model.text_backbone`)."""
+    from miar.data import data_root
+    from miar.data.text_splits import cache_dir_for
+    from miar.model.text_backbone import TextBackbone, TextFront, load_hf, trainable_layers
+
+    m = cfg.model
+    hf = load_hf(m.text_backbone, cache_dir_for(cfg, data_root(cfg.data.path)))
+    n = int(hf.config.num_hidden_layers)
+    backbone = TextBackbone(hf, split=n - trainable_layers(m.finetune, n), train_embeddings=m.finetune == "full")
+    return TextFront(backbone, BUILDERS[m.name](m, {**dims, "text": backbone.hidden}))
 
 
 _LEGACY = (("proj.", "encoders.{}.proj."), ("enc.", "encoders.{}.context."))  # MIAR before the shared encoder
