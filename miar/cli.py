@@ -53,10 +53,18 @@ def _data_check(args) -> int:
     return 0
 
 
+def _data_convert(args) -> int:
+    from miar.data.convert import convert_pickle, read_manifest
+    out = convert_pickle(Path(args.pickle), Path(args.dir))
+    sizes = " | ".join(f"{k}: {v['n']}" for k, v in read_manifest(out)["splits"].items())
+    print(f"{args.pickle} -> {out} ({sizes}); use it as data.path")
+    return 0
+
+
 def _sweep(args) -> int:
     from miar.study.executor import run_sweep
     return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run,
-                     redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels)
+                     redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels, overrides=tuple(args.set))
 
 
 def _align(args) -> int:
@@ -121,6 +129,10 @@ def _add_data(sub) -> None:
     c = dsub.add_parser("check", help="validate an MMSA/MulT pickle or the released MOSI directory")
     c.add_argument("path", help="an MMSA or MulT pickle, or the CMU-MOSI directory")
     c.set_defaults(func=_data_check)
+    v = dsub.add_parser("convert", help="convert an MMSA/MulT pickle once into memory-mapped arrays + a manifest")
+    v.add_argument("pickle", help="an MMSA (aligned_50.pkl, unaligned_50.pkl) or MulT pickle")
+    v.add_argument("dir", help="the new folder (must not exist); then use it as data.path")
+    v.set_defaults(func=_data_convert)
 
 
 def _add_study(sub) -> None:
@@ -133,6 +145,9 @@ def _add_study(sub) -> None:
                    help="redo complete runs whose config differs (never done by default)")
     s.add_argument("--fresh-kernels", action="store_true",
                    help="a new Jupyter kernel per run (default: one per worker, reset between runs)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override for every run of the sweep, e.g. --set data.path=/data/unaligned_50.pkl "
+                        "(repeatable; recorded in each run's parameters)")
     s.set_defaults(func=_sweep)
     a = sub.add_parser("align", help="alignment analysis (t-SNE, modality gap) of runs that kept model.pt")
     a.add_argument("experiment", nargs="*", help="experiments under DIR/runs (default: all with model.pt)")

@@ -61,7 +61,10 @@ def build_splits(cfg) -> dict[str, ModalDataset]:
     elif d.source in ("mmsa", "mult"):
         if not d.path:
             raise DataError(f"data.source={d.source} needs data.path (the pickle file)")
-        splits = (load_mmsa_pickle if d.source == "mmsa" else load_mult_pickle)(d.path)
+        from miar.data.convert import is_converted, load_converted  # `miar data convert` output
+
+        splits = (load_converted(d.path, expect=d.source) if is_converted(d.path)
+                  else (load_mmsa_pickle if d.source == "mmsa" else load_mult_pickle)(d.path))
     else:  # pragma: no cover - the config rejects other values
         raise DataError(f"unknown data source {d.source!r}")
     splits = {k: v.select(tuple(d.modalities)) for k, v in splits.items()}

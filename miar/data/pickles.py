@@ -230,6 +230,8 @@ def _mmsa_split(d: dict, source: str, split: str) -> tuple[ModalDataset, int]:
     meta = {"source": source, "split": split, "format": "mmsa"}
     if d.get("raw_text") is not None:
         meta["raw_text"] = [_id_str(s) for s in d["raw_text"]]
+    if d.get("text_bert") is not None:  # token ids and attention mask, for a text backbone (miar.data.text_splits)
+        meta["text_bert"] = np.asarray(d["text_bert"])[:, :2].astype(np.int64)  # (N, 2, T)
     return _dataset(x, mask, y, ids, meta), n_bad
 
 

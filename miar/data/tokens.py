@@ -121,11 +121,19 @@ def attach_text(splits: dict[str, ModalDataset], texts: dict[str, str], name: st
         raise DataError(f"utterance {missing[0]!r} has no transcript; the text backbone needs one for every utterance")
     tokens = tokenize(name, all_ids, [texts[i] for i in all_ids], cache_dir)
     pos = {i: k for k, i in enumerate(all_ids)}
+    tensors = {part: token_tensors(tokens, np.array([pos[i] for i in ds.ids], dtype=np.int64))
+               for part, ds in splits.items()}
+    return attach_tokens(splits, tensors, name, modalities, "tokenised transcripts")
+
+
+def attach_tokens(splits: dict[str, ModalDataset], tensors: dict[str, tuple[torch.Tensor, torch.Tensor]], name: str,
+                  modalities: tuple[str, ...], origin: str) -> dict[str, ModalDataset]:
+    """Set each split's text to ``tensors[split]`` (``(n, L, 1)`` ids, ``(n, L)`` mask), keep ``modalities``."""
     out = {}
     for part, ds in splits.items():
         x, mask = dict(ds.x), dict(ds.mask)
-        x["text"], mask["text"] = token_tensors(tokens, np.array([pos[i] for i in ds.ids], dtype=np.int64))
-        meta = {**ds.meta, "text_backbone": name}
+        x["text"], mask["text"] = tensors[part]
+        meta = {**ds.meta, "text_backbone": name, "text_tokens": origin}
         if ds.target is not None and ds.target.shape[1] != 1:
             raise DataError("a text backbone needs data.context=0 (token sequences cannot share a window's time axis)")
         # context 0: the (N, 1) target marks the only step, so dropping it changes nothing and lets batches
@@ -139,5 +147,5 @@ def is_token_ids(x: torch.Tensor) -> bool:
     return not torch.is_floating_point(x)
 
 
-__all__ = ["BACKBONES", "BackboneUnavailable", "BACKBONE_DIRS", "attach_text", "backbone_dir", "check_texts", "is_token_ids",
+__all__ = ["BACKBONES", "BackboneUnavailable", "attach_tokens", "BACKBONE_DIRS", "attach_text", "backbone_dir", "check_texts", "is_token_ids",
            "load_tokenizer", "token_tensors", "tokenize"]

@@ -120,7 +120,8 @@ def _job(run: Run, notebook: Path, results: Path, env: dict, reuse_kernel: bool 
 
 
 def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_run: bool = False,
-              progress: bool = True, redo_changed: bool = False, fresh_kernels: bool = False) -> int:
+              progress: bool = True, redo_changed: bool = False, fresh_kernels: bool = False,
+              overrides: tuple[str, ...] = ()) -> int:
     """Execute the sweep's pending runs; 0 when every run is complete, 1 when some failed.
 
     Complete records are never modified: one whose config differs from the sweep's is an error
@@ -130,7 +131,7 @@ def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_
     if workers < 1:
         raise C.ConfigError(f"--workers must be >= 1, got {workers}")
     results = Path(results)
-    notebook, runs = load_sweep(name)
+    notebook, runs = load_sweep(name, tuple(overrides))  # --set: every run's config
     if dry_run:
         return _run_sweep(name, results, notebook, runs, workers, True, progress, redo_changed, fresh_kernels)
     with results_lock(results):

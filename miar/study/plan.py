@@ -87,7 +87,7 @@ def _seeds(value, where: str) -> list[int]:
     return value
 
 
-def _entry_runs(entry, default_seeds, where: str) -> list[Run]:
+def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = ()) -> list[Run]:
     if not isinstance(entry, dict) or "experiment" not in entry:
         raise C.ConfigError(f"{where}: each run needs an 'experiment' key, got {entry!r}")
     unknown = set(entry) - _ENTRY_KEYS
@@ -104,6 +104,7 @@ def _entry_runs(entry, default_seeds, where: str) -> list[Run]:
         display = f"{display}+{variant}"
         overrides = [f"name={display}", *overrides]
     seeds = _seeds(entry["seeds"], where) if "seeds" in entry else default_seeds
+    overrides = [*overrides, *extra]  # `miar sweep --set`: after the entry's own, for every run
     runs = []
     for seed in seeds:
         try:
@@ -117,8 +118,9 @@ def _entry_runs(entry, default_seeds, where: str) -> list[Run]:
     return runs
 
 
-def load_sweep(name: str) -> tuple[Path, list[Run]]:
-    """The notebook and the runs of a sweep, every config resolved strictly."""
+def load_sweep(name: str, overrides: tuple[str, ...] = ()) -> tuple[Path, list[Run]]:
+    """The notebook and the runs of a sweep, every config resolved strictly; ``overrides`` (``--set``) are
+    applied to every run after its entry's own (e.g. ``data.path=...``: the user's pickle)."""
     path = sweep_path(name)
     data = C._read_yaml(path)
     unknown = set(data) - _SWEEP_KEYS
@@ -132,7 +134,8 @@ def load_sweep(name: str) -> tuple[Path, list[Run]]:
     entries = data.get("runs")
     if not isinstance(entries, list) or not entries:
         raise C.ConfigError(f"{path}: 'runs' must be a non-empty list")
-    runs = [r for i, e in enumerate(entries) for r in _entry_runs(e, default_seeds, f"{path}: runs[{i}]")]
+    runs = [r for i, e in enumerate(entries)
+            for r in _entry_runs(e, default_seeds, f"{path}: runs[{i}]", tuple(overrides))]
     seen: set[str] = set()
     for r in runs:
         if r.key in seen:
