@@ -10,6 +10,7 @@ with (here a local mirror and wheel directory; about a minute), so it runs in ``
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -19,6 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.wheel]
+TOP_LEVEL_SKIP = ("results", "_build", "dist", "data", "runs")  # not part of the package, and large
 
 
 def run(cmd, cwd, env=None, timeout=900) -> subprocess.CompletedProcess:
@@ -30,7 +32,11 @@ def run(cmd, cwd, env=None, timeout=900) -> subprocess.CompletedProcess:
 def test_wheel_in_a_fresh_venv_runs_a_sweep_outside_the_checkout(tmp_path_factory):
     root = tmp_path_factory.mktemp("wheel")
     assert REPO not in root.parents
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", root / "dist", REPO], cwd=root)
+    src = root / "src"  # a copy: building in place would leave build/ in the checkout
+    shutil.copytree(REPO, src, symlinks=True, ignore=lambda d, names: [
+        n for n in names if n in ("__pycache__", "build") or n.endswith(".egg-info")
+        or (Path(d) == REPO and (n.startswith(".") or n in TOP_LEVEL_SKIP))])
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", root / "dist", src], cwd=root)
     (wheel,) = (root / "dist").glob("miar-*.whl")
     venv.create(root / "venv", with_pip=True)
     bin_ = root / "venv" / "bin"
