@@ -45,7 +45,11 @@ def seed_everything(seed: int) -> None:
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device=cuda but no CUDA device is available")
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":  # TF32 for the fp32 matmuls and convolutions left outside bf16 autocast: 10-bit
+        torch.backends.cuda.matmul.allow_tf32 = True  # mantissa products, fp32 accumulation (safe for training;
+        torch.backends.cudnn.allow_tf32 = True  # the bf16 parts are coarser still)
+    return device
 
 
 def schedule(total_steps: int, warmup_steps: int, cosine: bool):

@@ -263,3 +263,17 @@ def test_bench_finetune_section_alone_writes_its_keys(use_tiny, tmp_path, monkey
     top2, naive = report["finetune"]["top2"], report["finetune"]["naive_full"]
     assert top2["cached"] and top2["bucket"] and not naive["cached"] and not naive["bucket"]
     assert top2["trainable_params"] < naive["trainable_params"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+def test_gpu_tests_and_check_script_skip_cleanly_without_cuda():
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
+                        "tests/test_gpu.py"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and " skipped" in r.stdout and "passed" not in r.stdout and "error" not in r.stdout
+    r = subprocess.run(["bash", "scripts/gpu_check.sh"], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHON": sys.executable})
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == ["no CUDA device: nothing to check"]

@@ -40,12 +40,15 @@ class Batch:
 
     def to(self, device: torch.device | str) -> "Batch":
         nb = device != "cpu" and str(device) != "cpu"
+
+        def move(v: Tensor) -> Tensor:  # to CUDA from pinned memory: the copy is truly asynchronous
+            return v.pin_memory().to(device, non_blocking=True) if nb and v.device.type == "cpu" else v.to(device)
         return Batch(
-            x={m: v.to(device, non_blocking=nb) for m, v in self.x.items()},
-            mask={m: v.to(device, non_blocking=nb) for m, v in self.mask.items()},
-            y=self.y.to(device, non_blocking=nb),
+            x={m: move(v) for m, v in self.x.items()},
+            mask={m: move(v) for m, v in self.mask.items()},
+            y=move(self.y),
             ids=self.ids,
-            target=None if self.target is None else self.target.to(device, non_blocking=nb),
+            target=None if self.target is None else move(self.target),
         )
 
     def __len__(self) -> int:

@@ -42,6 +42,11 @@ def backbone_dir(name: str, cache_dir: str | os.PathLike) -> Path:
     and the ``make`` target that installs it."""
     if name not in BACKBONE_DIRS:
         raise DataError(f"model.text_backbone: unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
+    own = os.environ.get(f"MIAR_{name.upper()}_DIR")  # a folder of the same model (weights + tokenizer), e.g. on
+    if own:  # a machine where the package cannot be installed; it must hold config.json
+        if not (Path(own) / "config.json").is_file():
+            raise BackboneUnavailable(f"MIAR_{name.upper()}_DIR={own}: no config.json there")
+        return Path(own)
     try:
         return BACKBONE_DIRS[name](Path(cache_dir))
     except EncoderUnavailable:
