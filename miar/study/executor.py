@@ -52,11 +52,7 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
     """
     t0 = time.time()
     os.environ.update(job["env"])
-    log = Path(job["output"]).with_suffix(".log")
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    log = _redirect_output(Path(job["output"]).with_suffix(".log"))
     import papermill as pm  # lazy: the notebooks extra; imported by the worker, once its output is redirected
 
     from miar.study import papermill_engine as kernel  # lazy: papermill again; registers the engine
@@ -85,6 +81,15 @@ def _execute(job: dict) -> tuple[str, str | None, float]:
         with open(log, "ab") as f:
             f.write(kernel.ReusedKernelEngine.kernel_log.read())
     return job["key"], err, time.time() - t0
+
+
+def _redirect_output(log: Path) -> Path:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to ``log``, truncated."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return log
 
 
 def _die_with_parent() -> None:
