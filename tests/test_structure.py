@@ -113,3 +113,23 @@ def test_notebooks_are_stripped_and_stay_so():
         stripped = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t", str(nb)],
                                   capture_output=True, text=True, check=True).stdout
         assert stripped == nb.read_text(), f"{nb.name} has outputs or metadata nbstripout removes"
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 40
+REASON = "# long:"  # e.g. "def table(...):  # long: one row per figure reads better in one place"
+
+
+def test_small_modules_and_functions():
+    """A module stays under 300 lines and a function under 40, unless a "# long: <reason>" comment says why
+    (on the module's first line, or on the function's ``def`` line)."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        if len(lines) > MAX_MODULE_LINES and REASON not in lines[0]:
+            too_long.append(f"{path.relative_to(PACKAGE.parent)}: {len(lines)} lines")
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES and REASON not in lines[node.lineno - 1]:
+                    too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}: {n} lines")
+    assert too_long == [], "split these, or say why longer reads better with a '# long: ...' comment"
