@@ -14,6 +14,7 @@ import pytest
 from miar.config import ConfigError
 from miar.records import is_complete
 from miar.study.executor import run_sweep
+from miar.study.integrity import notebook_problem
 from miar.study.lock import SweepLocked, results_lock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,15 +52,17 @@ def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
     cmd = [sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results", str(results)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    first = results / "runs" / "smoke" / "s1"
+    first, first_nb = results / "runs" / "smoke" / "s1", results / "notebooks" / "smoke" / "s1.ipynb"
     deadline = time.time() + 240
-    while not is_complete(first) and time.time() < deadline:
+    while not (is_complete(first) and notebook_problem(first_nb) is None) and time.time() < deadline:
         time.sleep(0.2)
-    assert is_complete(first), "the first run never completed"
+    assert is_complete(first) and notebook_problem(first_nb) is None, "the first run never completed"
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep, its worker and its kernel, mid-sweep
     proc.wait()
     time.sleep(2)  # an orphaned kernel notices its parent died and exits
-    done_before = {d.name: digest(d) for d in (results / "runs" / "smoke").iterdir() if is_complete(d)}
+    # complete: the record and the executed notebook (a record whose notebook was still being written is redone)
+    done_before = {d.name: digest(d) for d in (results / "runs" / "smoke").iterdir() if is_complete(d)
+                   and notebook_problem(results / "notebooks" / "smoke" / f"{d.name}.ipynb") is None}
     assert 1 <= len(done_before) < 3
 
     r = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600)
