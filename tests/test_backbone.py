@@ -277,3 +277,15 @@ def test_gpu_tests_and_check_script_skip_cleanly_without_cuda():
     r = subprocess.run(["bash", "scripts/gpu_check.sh"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHON": sys.executable})
     assert r.returncode == 1 and r.stderr.strip().splitlines() == ["no CUDA device: nothing to check"]
+
+
+def test_state_dicts_leave_out_the_frozen_weights_and_load_back(use_tiny):
+    cfg = tiny_cfg(model="text_only", finetune="top:1")
+    trainer = Trainer(cfg, {"text": 1, "audio": 5, "vision": 6}, 64, torch.device("cpu"))
+    state = trainer.model.state_dict()
+    assert not any(k.startswith("backbone.layers.0.") or k.startswith("backbone.embeddings.word") for k in state)
+    assert any(k.startswith("backbone.layers.3.") for k in state)
+    other = Trainer(dataclasses.replace(cfg, seed=7), {"text": 1, "audio": 5, "vision": 6}, 64, torch.device("cpu"))
+    other.model.load_state_dict(state)  # strict: the frozen weights come from the package
+    for (k, a), (_, b) in zip(trainer.model.named_parameters(), other.model.named_parameters()):
+        assert torch.equal(a, b), k

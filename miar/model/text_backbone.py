@@ -55,6 +55,8 @@ class TextBackbone(nn.Module):
         self.split, self.train_embeddings = split, train_embeddings
         for p in self.frozen_parameters():
             p.requires_grad_(False)
+        self.register_state_dict_post_hook(_drop_frozen)
+        self.register_load_state_dict_pre_hook(_fill_frozen)
         self.train()
 
     @property
@@ -119,6 +121,24 @@ class TextBackbone(nn.Module):
         zero at padded steps."""
         h = self.lower(x.squeeze(-1), mask) if is_token_ids(x) else x
         return self.upper(h, mask) * mask.unsqueeze(-1).to(h.dtype)
+
+
+def _frozen_keys(module: TextBackbone, prefix: str) -> dict[str, Tensor]:
+    names = {id(p) for p in module.frozen_parameters()}
+    return {prefix + n: p for n, p in module.named_parameters() if id(p) in names}
+
+
+def _drop_frozen(module: TextBackbone, state: dict, prefix: str, local_metadata) -> None:
+    """State dicts leave the frozen weights out: they are the installed package's, unchanged by training, and
+    ~90% of MiniLM (checkpoints each epoch and best-epoch copies stay small)."""
+    for key in _frozen_keys(module, prefix):
+        state.pop(key, None)
+
+
+def _fill_frozen(module: TextBackbone, state: dict, prefix: str, *args) -> None:
+    """Loading such a state dict: the frozen weights are the ones the builder loaded from the package."""
+    for key, p in _frozen_keys(module, prefix).items():
+        state.setdefault(key, p.detach())
 
 
 class TextFront(nn.Module):
