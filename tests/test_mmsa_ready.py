@@ -219,3 +219,11 @@ def test_installed_minilm_vocabulary_is_bert_base_uncased():
     words = vocab.read_text().split("\n")
     assert len([w for w in words if w]) == 30522
     assert [words[i] for i in (0, 100, 101, 102, 103)] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def test_data_check_reads_a_converted_folder(tmp_path, capsys):
+    out = _converted(tmp_path)
+    assert cli.main(["data", "check", str(out)]) == 0
+    assert "OK" in capsys.readouterr().out
+    (out / "test" / "labels.npy").write_bytes(b"x")
+    assert cli.main(["data", "check", str(out)]) == 2

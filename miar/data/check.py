@@ -1,5 +1,5 @@
 """``miar data check``: load whichever data ``path`` is (the released MOSI directory, an MMSA or a MulT
-pickle), validate it (:mod:`miar.data.validate`) and summarize it."""
+pickle, or a folder ``miar data convert`` wrote), validate it (:mod:`miar.data.validate`) and summarize it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from miar.data.validate import MOSI_CSV_MARKERS, summarize, validate_splits
 def detect_and_load(path: str | Path) -> dict[str, ModalDataset]:
     """Load a MOSI CSV directory, an MMSA pickle or a MulT pickle, whichever ``path`` is."""
     p = Path(path)
+    if (p / "manifest.json").is_file():  # a `miar data convert` folder: manifest and checksums checked
+        from miar.data.convert import load_converted
+
+        return load_converted(p)
     if p.is_dir():
         if not any((p / f).is_file() for f in MOSI_CSV_MARKERS) and (p / "CMU-MOSI").is_dir():
             p = p / "CMU-MOSI"  # the $MIAR_DATA layout: the directory that holds CMU-MOSI/
