@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from miar.data.batch import (
@@ -35,9 +36,18 @@ def standardize(splits: dict[str, ModalDataset]) -> dict[str, ModalDataset]:
     for m in train.modalities:
         mu, sd = zscore_stats(train.x[m][train.mask[m]].numpy())  # over real training steps
         for ds in splits.values():
-            z = torch.from_numpy(apply_zscore(ds.x[m].numpy(), mu, sd))  # (N, T, d)
-            ds.x[m] = z * ds.mask[m].unsqueeze(-1)
+            ds.x[m] = torch.from_numpy(_zscore_chunked(ds.x[m].numpy(), ds.mask[m].numpy(), mu, sd))  # (N, T, d)
     return splits
+
+
+def _zscore_chunked(x: np.ndarray, mask: np.ndarray, mu: np.ndarray, sd: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """``apply_zscore`` then padding zeroed, ``rows`` samples at a time: the same values as on the whole array, but
+    the temporaries are one chunk's, not three copies of a MOSEI-size modality (a memory-mapped source stays
+    mapped instead of being copied whole)."""
+    out = np.empty(x.shape, dtype=np.float32)
+    for a in range(0, len(x), rows):
+        out[a:a + rows] = apply_zscore(x[a:a + rows], mu, sd) * mask[a:a + rows, :, None]
+    return out
 
 
 def build_splits(cfg) -> dict[str, ModalDataset]:
