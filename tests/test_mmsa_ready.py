@@ -227,3 +227,16 @@ def test_data_check_reads_a_converted_folder(tmp_path, capsys):
     assert "OK" in capsys.readouterr().out
     (out / "test" / "labels.npy").write_bytes(b"x")
     assert cli.main(["data", "check", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_memory_script_writes_its_record(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "mem.json"
+    subprocess.run([sys.executable, "scripts/mmsa_memory.py", "--n", "40", "--json", str(out)], check=True,
+                   capture_output=True, timeout=600)
+    record = json.loads(out.read_text())
+    assert set(record["loads"]) == {"pickle_all", "pickle_audio_vision", "converted_all", "converted_audio_vision"}
+    assert all(v["peak_rss_mb"] > 0 and v["n"]["train"] == 40 for v in record["loads"].values())
