@@ -307,6 +307,32 @@ def test_really_full_disk_in_collect(record, tmpfs):
     assert snapshot(results) == before  # no table half-written, no temporary left
 
 
+@pytest.mark.parametrize("fail_at", ["runs.csv", "comparisons.csv", "summary.json"])
+def test_collect_replaces_its_tables_all_or_none(record, tmp_path, monkeypatch, fail_at):
+    """ENOSPC while one output is staged: every table keeps its old content (they never disagree)."""
+    from miar import staged
+    results = tmp_path / "results"
+    shutil.copytree(record, results)
+    assert main(["collect", "--results", results])[0] == 0
+    outputs = [*sorted((results / "tables").iterdir()), results / "summary.json"]
+    for p in outputs:
+        p.write_text("old\n")
+    real = staged.os.fdopen
+
+    def fdopen(fd, *a, **kw):
+        f = real(fd, *a, **kw)
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(f".{fail_at}."):
+            f.close()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return f
+
+    monkeypatch.setattr(staged.os, "fdopen", fdopen)
+    rc, _, err = main(["collect", "--results", results])
+    one_line(rc, err, fail_at, "No space left on device")
+    assert all(p.read_text() == "old\n" for p in outputs)
+    assert not [p for p in results.rglob("*.tmp")]
+
+
 # ----------------------------------------------------------------------------- read-only results
 
 def test_read_only_results_for_sweep(tmpfs, tmp_path):

@@ -37,7 +37,8 @@ from tqdm import tqdm
 from miar import config as C
 from miar.comparisons import comparisons, load_families
 from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
-from miar.records import RecordError, atomic_write, csv_text, is_complete
+from miar.records import RecordError, csv_text, is_complete
+from miar.staged import write_together
 from miar.study.integrity import check_record
 
 SCHEMA_VERSION = 1
@@ -185,14 +186,14 @@ def collect(results: str | Path = "results") -> dict:
     rows = [run_row(d) for d in complete]
     rows.sort(key=lambda r: (r["experiment"], r["seed"] if r["seed"] is not None else 0, r["run"]))
     summary = _nan_to_none(summarize(rows))
-    (results / "tables").mkdir(parents=True, exist_ok=True)
-    atomic_write(results / "tables" / "runs.csv", csv_text(rows))
-    atomic_write(results / "tables" / "summary.csv", csv_text(summary_rows(summary)))
-    atomic_write(results / "tables" / "mmsa_names.csv", csv_text(mmsa_name_rows()))
+    tables = {"runs.csv": csv_text(rows), "summary.csv": csv_text(summary_rows(summary)),
+              "mmsa_names.csv": csv_text(mmsa_name_rows())}
     comps = _comparisons(results)
     summary["comparisons"] = _nan_to_none(comps)
-    atomic_write(results / "tables" / "comparisons.csv", csv_text(comps))
-    atomic_write(results / "summary.json", json.dumps(summary, indent=2) + "\n")
+    tables["comparisons.csv"] = csv_text(comps)
+    (results / "tables").mkdir(parents=True, exist_ok=True)
+    write_together({**{results / "tables" / k: v for k, v in tables.items()},  # all of them or none
+                    results / "summary.json": json.dumps(summary, indent=2) + "\n"})
     return summary
 
 
