@@ -241,3 +241,43 @@ def test_the_sane_record_is_collected(record, tmp_path):
     assert rc == 0, err
     assert "smoke: 1 seed(s)" in out
 
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(metrics=JSON, keep_test=st.booleans())
+def test_any_metrics_json_is_accepted_or_one_record_error(record, tmp_path_factory, metrics, keep_test):
+    """Whatever metrics.json holds, the record check raises a one-line RecordError or accepts it; never a traceback."""
+    results = _copy(record, tmp_path_factory.mktemp("anyjson"))
+    run = results / "runs" / "smoke" / "s1111"
+    if keep_test and isinstance(metrics, dict):
+        metrics = {**json.loads((run / "metrics.json").read_text()), **metrics}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    try:
+        check_record(run)
+    except RecordError as e:
+        assert "\n" not in str(e) and str(run) in str(e)
+
+
+@settings(max_examples=150, deadline=None)
+@given(blob=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_config_yaml_bytes_are_accepted_or_one_record_error(record, tmp_path_factory, blob):
+    results = _copy(record, tmp_path_factory.mktemp("anyyaml"))
+    run = results / "runs" / "smoke" / "s1111"
+    (run / "config.yaml").write_bytes(blob)
+    with pytest.raises(RecordError) as e:  # no blob names smoke/s1111, so none is accepted
+        check_record(run)
+    assert "\n" not in str(e.value) and "config.yaml" in str(e.value)
+
+
+def test_sweep_status_of_a_record_with_a_broken_config_is_incomplete(record, tmp_path):
+    """The sweep reads config.yaml to compare configs: undecodable bytes make the run incomplete (redone), not a crash."""
+    from miar.study.plan import Run, status
+    results = _copy(record, tmp_path)
+    (results / "runs" / "smoke" / "s1111" / "config.yaml").write_bytes(b"name: \xff\n")
+    run = Run("smoke", "smoke", 1111, tuple(TINY), C.dump(C.load("smoke", overrides=TINY, seed=1111)))
+    assert status(run, results) == "incomplete"
