@@ -119,3 +119,27 @@ def test_experiment_name_with_a_path_is_not_looked_up_outside_experiments(tmp_pa
     (tmp_path / "evil.yaml").write_text("train:\n  epochs: 1\n")
     with pytest.raises(C.ConfigError, match="not a name"):
         C.load(str(tmp_path.relative_to(tmp_path.anchor)) + "/evil")  # no .yaml: a name, and names have no '/'
+
+
+NAMEISH = st.lists(st.sampled_from([*"ab./\\_-+=~ \0", "..", "../", "smoke", ".yaml", "miar/experiments/"]),
+                   max_size=8).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(experiment=NAMEISH | st.just("smoke"), variant=st.none() | NAMEISH)
+def test_every_planned_run_lies_inside_results(tmp_path_factory, experiment, variant):
+    """Whatever a sweep entry names, planning refuses it in one line or every run and notebook path lies below
+    results/runs and results/notebooks."""
+    from miar.study.plan import load_sweep
+    tmp = tmp_path_factory.mktemp("plan")
+    entry = {"experiment": experiment, **({"variant": variant} if variant is not None else {})}
+    sweep = _sweep(tmp / "s.yaml", entry)
+    try:
+        _, runs = load_sweep(str(sweep))
+    except C.ConfigError as e:
+        assert "\n" not in str(e)
+        return
+    results = (tmp / "results").resolve()
+    for r in runs:
+        assert results / "runs" in r.run_dir(tmp / "results").resolve().parents
+        assert results / "notebooks" in r.notebook_path(tmp / "results").resolve().parents
