@@ -4,6 +4,7 @@ config, the alternatives the config allows, whether it is marked ``[inferred]``,
 from __future__ import annotations
 
 import ast
+from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,7 @@ def inferred_keys() -> list[str]:
     src = Path(C.__file__).read_text()
     lines = src.splitlines()
     section = {f.type if isinstance(f.type, str) else f.type.__name__: f.name
-               for f in C.fields(C.Config) if f.name not in ("name", "seed")}
+               for f in fields(C.Config) if f.name not in ("name", "seed")}
     keys = []
     for node in ast.parse(src).body:
         if isinstance(node, ast.ClassDef) and node.name in section:
