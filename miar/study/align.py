@@ -3,7 +3,8 @@
 For each experiment, the packaged ``alignment.ipynb`` runs once over every complete run that kept its
 weights (``model.pt``), writes ``alignment.json`` and the t-SNE figures into each run directory, and
 is saved as ``DIR/notebooks/<experiment>/alignment.ipynb``. Experiments whose runs all have a current
-``alignment.json`` are skipped. ``miar collect`` then adds the numbers to the tables (``align_*``).
+``alignment.json`` are skipped. The notebooks run as tasks on Dask, like the sweep's (``--workers``,
+``--scheduler``: :mod:`miar.study.engine`). ``miar collect`` then adds the numbers to the tables (``align_*``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 
 from miar.paths import inside
 from miar.records import is_complete
-from miar.study.executor import PACKAGE_ROOT
+from miar.study import engine
 from miar.study.lock import results_lock
-from miar.study.notebook_io import execute_notebook
 from miar.study.plan import notebooks_dir
+from miar.study.worker import execute_alignment, fingerprint
 
 
 def aligned_runs(results: Path, experiment: str) -> list[Path]:
@@ -31,27 +32,42 @@ def is_current(run_dir: Path) -> bool:
 
 
 def run_alignment(experiments: list[str] | None, results: str | Path = "results", split: str = "test",
-                  max_points: int = 600) -> int:
-    """Analyse the given experiments (default: every experiment with saved weights); 0 on success."""
+                  max_points: int = 600, workers: int = 1, scheduler: str | None = None,
+                  scheduler_file: str | None = None, gpus_per_run: int = 0) -> int:
+    """Analyse the given experiments (default: every experiment with saved weights) on Dask, one task per
+    experiment (:mod:`miar.study.engine`); 0 on success, 1 when an analysis failed."""
     results = Path(results)
     if not experiments:
         experiments = sorted({p.parent.parent.name for p in (results / "runs").glob("*/*/model.pt")})
     for exp in experiments:  # every name checked before anything is written
         inside(results / "runs", exp, what="experiment")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
     with results_lock(results):
-        for exp in experiments:
-            runs = aligned_runs(results, exp)
-            if not runs:
-                print(f"align {exp}: no complete runs with model.pt; skipped")
-                continue
-            if all(is_current(d) for d in runs):
-                print(f"align {exp}: {len(runs)} runs already analysed")
-                continue
-            out = inside(results / "notebooks", exp, "alignment.ipynb", what="experiment")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            print(f"align {exp}: {len(runs)} runs -> {out}")
-            execute_notebook(notebooks_dir() / "alignment.ipynb", out, progress_bar=True,
-                             parameters={"run_dirs": [str(d) for d in runs], "split": split,
-                                         "max_points": max_points, "out_dir": ""})
-    return 0
+        jobs = [j for exp in experiments if (j := _job(results, exp, split, max_points)) is not None]
+        if not jobs:
+            return 0
+        cluster = {"workers": min(workers, len(jobs)), "scheduler": scheduler, "scheduler_file": scheduler_file,
+                   "gpus_per_run": gpus_per_run}
+        failed = 0
+        with engine.connect(**cluster) as client:
+            for job, res, _ in engine.run_tasks(client, execute_alignment, jobs, gpus_per_run, key="miar-align"):
+                err = f"{type(res).__name__}: {res}" if isinstance(res, BaseException) else res["error"]
+                print(f"align {job['key']}: {'done' if err is None else 'FAILED: ' + err}")
+                failed += err is not None
+    return 1 if failed else 0
+
+
+def _job(results: Path, exp: str, split: str, max_points: int) -> dict | None:
+    runs = aligned_runs(results, exp)
+    if not runs:
+        print(f"align {exp}: no complete runs with model.pt; skipped")
+        return None
+    if all(is_current(d) for d in runs):
+        print(f"align {exp}: {len(runs)} runs already analysed")
+        return None
+    out = inside(results / "notebooks", exp, "alignment.ipynb", what="experiment")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"align {exp}: {len(runs)} runs -> {out}")
+    return {"key": exp, "notebook": str(notebooks_dir() / "alignment.ipynb"), "output": str(out),
+            "cwd": os.getcwd(), "fingerprint": fingerprint(),
+            "parameters": {"run_dirs": [str(d) for d in runs], "split": split, "max_points": max_points,
+                           "out_dir": ""}}

@@ -11,11 +11,18 @@ Imported modules stay loaded; that is the point.
 Every run seeds Python, NumPy and torch itself (:func:`miar.train.fit`), so a run's metrics do not
 depend on what ran before it in the kernel; ``tests/test_sweep.py`` checks this against a lone ``fit``.
 A kernel that failed a notebook is shut down (:func:`shutdown`) and the next notebook starts a new one.
+
+The kernel belongs to the thread that started it (a Dask worker with ``--nthreads 2`` keeps two), and its
+stdout and stderr go to that thread's :func:`kernel_log` (a temporary file), never to the worker's own file
+descriptors: the executor copies the part written during a failed run into the run's log.
+:func:`shutdown_all` (a worker's teardown, and at exit) stops every kernel of the process.
 """
 
 from __future__ import annotations
 
 import atexit
+import tempfile
+import threading
 
 from jupyter_core.utils import run_sync
 from papermill.clientwrap import PapermillNotebookClient
@@ -48,11 +55,24 @@ class _Client(PapermillNotebookClient):
         super().papermill_execute_cells()
 
 
-class ReusedKernelEngine(NBClientEngine):
-    """papermill's nbclient engine, except that the kernel outlives the notebook (one per process)."""
+_local = threading.local()  # .km: this thread's kernel manager; .log: its kernel's output file
+_managers: set = set()  # every running kernel's manager in this process (shutdown_all)
+_lock = threading.Lock()
 
-    km = None  # this process's kernel manager, its kernel running between notebooks
-    kernel_log = None  # an open file for the kernel's stdout and stderr (None: inherit the process's)
+
+def _km():
+    return getattr(_local, "km", None)
+
+
+def kernel_log():
+    """This thread's file for its kernel's stdout and stderr (created on first use)."""
+    if getattr(_local, "log", None) is None:
+        _local.log = tempfile.TemporaryFile()
+    return _local.log
+
+
+class ReusedKernelEngine(NBClientEngine):
+    """papermill's nbclient engine, except that the kernel outlives the notebook (one per thread)."""
 
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
@@ -64,24 +84,25 @@ class ReusedKernelEngine(NBClientEngine):
             safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
             startup_timeout=start_timeout, kernel_name=kernel_name, log=logger, log_output=log_output,
             stdout_file=stdout_file, stderr_file=stderr_file)
-        if cls.km is not None and (cls.km.kernel_name != kernel_name or not cls.km.has_kernel):
+        if _km() is not None and (_km().kernel_name != kernel_name or not _km().has_kernel):
             shutdown()
-        client = _Client(nb_man, km=cls.km, **final_kwargs)
-        client.reused = cls.km is not None
-        if cls.km is None:
-            cls.km = client.create_kernel_manager()
+        client = _Client(nb_man, km=_km(), **final_kwargs)
+        client.reused = _km() is not None
+        if _km() is None:
+            _local.km = client.create_kernel_manager()
+            with _lock:
+                _managers.add(_local.km)
         client.owns_km = False  # nbclient leaves the kernel running after the notebook
-        start = {} if cls.kernel_log is None else {"stdout": cls.kernel_log, "stderr": cls.kernel_log}
         try:
-            return client.execute(**start)
+            return client.execute(stdout=kernel_log(), stderr=kernel_log())
         finally:
             if client.kc is not None:
                 client.kc.stop_channels()
 
 
-def shutdown() -> None:
-    """Stop this process's reused kernel, if any (after a failed notebook, and at exit)."""
-    km, ReusedKernelEngine.km = ReusedKernelEngine.km, None
+def _stop(km) -> None:
+    with _lock:
+        _managers.discard(km)
     if km is not None and km.has_kernel:
         try:
             run_sync(km.shutdown_kernel)(now=True)
@@ -89,5 +110,19 @@ def shutdown() -> None:
             pass
 
 
+def shutdown() -> None:
+    """Stop this thread's reused kernel, if any (after a failed notebook; --fresh-kernels after each)."""
+    km, _local.km = _km(), None
+    _stop(km)
+
+
+def shutdown_all() -> None:
+    """Stop every kernel this process started (a Dask worker's teardown, and at exit)."""
+    with _lock:
+        kms = list(_managers)
+    for km in kms:
+        _stop(km)
+
+
 papermill_engines.register(ENGINE, ReusedKernelEngine)
-atexit.register(shutdown)
+atexit.register(shutdown_all)

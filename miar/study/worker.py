@@ -1,0 +1,156 @@
+"""What a Dask worker runs for a sweep: one run's notebook, in the worker's reused kernel, staged then committed.
+
+:func:`execute_run` is the task (:mod:`miar.study.engine` submits it): it checks that this worker runs the same
+``miar`` as the driver (:func:`fingerprint`), executes the notebook with papermill into a staging directory
+(:mod:`miar.study.staging`), and commits it by a rename that only the first finisher of the run wins. The
+worker's own stdout and stderr are never redirected: the kernel writes to its own file
+(:func:`miar.study.papermill_engine.kernel_log`), whose part written during a failed run becomes the run's log.
+
+The kernel (one per worker thread, reset between notebooks) gets this worker's ``miar`` first on
+``PYTHONPATH``; its thread count comes from the worker's environment (``OMP_NUM_THREADS``: the LocalCluster
+sets ``cores // workers`` when there are several, a Slurm job its allocation), which only a config with
+``train.threads=0`` uses. :class:`KernelPlugin` stops the worker's kernels when the worker closes; a worker
+killed outright takes its kernel with it (ipykernel exits when its parent changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from pathlib import Path
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from miar.records import is_complete
+from miar.study import staging
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # miar/
+PACKAGE_ROOT = PACKAGE_DIR.parent  # the directory that holds miar/
+_SOURCES = (".py", ".yaml", ".ipynb")
+_fingerprint: str | None = None  # tests set it to pretend this process runs other sources
+
+
+def fingerprint() -> str:
+    """sha256 over this package's sources as they are on disk now (``.py``, ``.yaml``, notebooks: names and
+    bytes; a few milliseconds): what a kernel started now imports."""
+    if _fingerprint is not None:
+        return _fingerprint
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE_DIR.rglob("*")):
+        if p.suffix in _SOURCES and "__pycache__" not in p.parts and p.is_file():
+            h.update(p.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def identity() -> dict:
+    """What the driver checks on every worker (``client.run``): the package and where it lives."""
+    from miar.records import git_commit
+    return {"fingerprint": fingerprint(), "root": str(PACKAGE_ROOT), "pid": os.getpid(),
+            "omp_threads": os.environ.get("OMP_NUM_THREADS"), **git_commit()}
+
+
+class KernelPlugin(WorkerPlugin):
+    """Stops the worker's Jupyter kernels when the worker closes (no orphan kernel)."""
+
+    name = "miar-kernels"
+
+    def teardown(self, worker) -> None:
+        import sys
+        engine = sys.modules.get("miar.study.papermill_engine")
+        if engine is not None:
+            engine.shutdown_all()
+
+
+def _kernel_env(job: dict) -> None:
+    """This worker's ``miar`` first on the kernel's ``PYTHONPATH`` (set before the kernel starts)."""
+    path = os.environ.get("PYTHONPATH", "")
+    if path.split(os.pathsep)[:1] != [str(PACKAGE_ROOT)]:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), path) if p)
+
+
+def _run_notebook(job: dict, output: Path, run_dir: str) -> tuple[str | None, bytes]:
+    """Execute the notebook; (error or None, the kernel's output during the run)."""
+    import papermill as pm  # lazy: the notebooks extra
+
+    from miar.study import papermill_engine as kernel
+    from miar.study.notebook_io import execute_notebook
+
+    log = kernel.kernel_log()
+    log.seek(0)
+    log.truncate()  # the kernel shares this file's offset: it writes from here on
+    err = None
+    try:
+        execute_notebook(job["notebook"], output, parameters=dict(job["parameters"], run_dir=run_dir),
+                         progress_bar=False, log_output=False, cwd=job["cwd"], engine_name=kernel.ENGINE)
+    except pm.PapermillExecutionError as e:
+        err = f"{e.ename}: {e.evalue}"
+    except Exception as e:  # kernel died, notebook unreadable, ...
+        err = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if err is None and not is_complete(Path(job["cwd"], run_dir)):
+        err = "the notebook finished without a complete run record"
+    if err is not None or not job.get("reuse_kernel", True):
+        kernel.shutdown()  # a failed kernel is not reused; --fresh-kernels: none is
+    log.seek(0)
+    return err, log.read() if err is not None else b""
+
+
+def execute_run(job: dict) -> dict:
+    """The task: run ``job`` (built by :func:`miar.study.executor.job`) staged, then commit it.
+
+    Returns ``{"key", "error", "seconds", "outcome"}``, outcome ``committed`` (this attempt's files are the
+    run's), ``duplicate`` (another attempt committed first: this one is discarded) or ``refused``."""
+    t0 = time.time()
+    out = {"key": job["key"], "error": None, "outcome": "refused", "started": t0}
+    if job.get("fingerprint") not in (None, fingerprint()):
+        out["error"] = f"worker runs another miar ({fingerprint()[:12]}) than the driver ({job['fingerprint'][:12]})"
+        return dict(out, seconds=time.time() - t0)
+    _kernel_env(job)
+    cwd = Path(job["cwd"])
+    attempt_rel = Path(job["staging"], uuid.uuid4().hex[:16])
+    run_rel = attempt_rel / "runs" / job["display"] / job["name"]
+    nb = cwd / attempt_rel / "notebooks" / job["display"] / f"{job['name']}.ipynb"
+    nb.parent.mkdir(parents=True, exist_ok=True)
+    err, log = _run_notebook(job, nb, str(run_rel))
+    final_nb = cwd / job["output"]
+    if nb.is_file():
+        staging.relocate(nb, [(str(nb), str(final_nb)), (str(run_rel), job["parameters"]["run_dir"])])
+    if err is not None:
+        nb.with_suffix(".log").write_bytes(log)
+    out["files"] = staging.digest([cwd / run_rel, nb])
+    won = staging.commit(cwd / run_rel, cwd / job["parameters"]["run_dir"],
+                         [(nb, final_nb), (nb.with_suffix(".log"), final_nb.with_suffix(".log"))],
+                         stale=[final_nb.with_suffix(".log")] if err is None else [])
+    staging.discard(cwd / attempt_rel)
+    return dict(out, error=err, outcome="committed" if won else "duplicate", seconds=time.time() - t0)
+
+
+def execute_alignment(job: dict) -> dict:
+    """The task of ``miar align``: one experiment's alignment notebook, in this worker's reused kernel.
+
+    It writes ``alignment.json`` and figures into complete run records and its notebook atomically; the files
+    depend only on the records, so an execution Dask repeats rewrites the same files (no staging needed)."""
+    import papermill as pm  # lazy: the notebooks extra
+
+    from miar.study import papermill_engine as kernel
+    from miar.study.notebook_io import execute_notebook
+
+    t0 = time.time()
+    if job.get("fingerprint") not in (None, fingerprint()):
+        return {"key": job["key"], "error": "worker runs another miar than the driver", "seconds": 0.0}
+    _kernel_env(job)
+    err = None
+    try:
+        execute_notebook(job["notebook"], Path(job["cwd"], job["output"]), parameters=job["parameters"],
+                         progress_bar=False, log_output=False, cwd=job["cwd"], engine_name=kernel.ENGINE)
+    except pm.PapermillExecutionError as e:
+        err = f"{e.ename}: {e.evalue}"
+    except Exception as e:
+        err = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if err is not None:
+        kernel.shutdown()
+    return {"key": job["key"], "error": err, "seconds": time.time() - t0}
+
+
+__all__ = ["KernelPlugin", "execute_alignment", "execute_run", "fingerprint", "identity"]
