@@ -6,7 +6,9 @@ optimizers import on first use): about 7 s of a 20 s MOSI run on this project's 
 ``engine_name=ENGINE`` keeps the kernel of the first notebook and, before each later one, runs
 ``IPython``'s ``reset(new_session=True)`` in it: the user namespace is emptied, matplotlib's figures are
 closed and execution counts start again at 1, so the executed notebook reads as from a fresh kernel.
-Imported modules stay loaded; that is the point.
+Imported modules stay loaded; that is the point. The kernel client's channels stay open too (a new client
+waits about 0.2 s for the kernel's IOPub to go quiet before it is ready); nbclient reads only the replies to
+the requests of the notebook at hand.
 
 Every run seeds Python, NumPy and torch itself (:func:`miar.train.fit`), so a run's metrics do not
 depend on what ran before it in the kernel; ``tests/test_sweep.py`` checks this against a lone ``fit``.
@@ -93,11 +95,13 @@ class ReusedKernelEngine(NBClientEngine):
             with _lock:
                 _managers.add(_local.km)
         client.owns_km = False  # nbclient leaves the kernel running after the notebook
+        kc = getattr(_local, "kc", None)
+        if client.reused and kc is not None and kc.channels_running:
+            client.kc = kc  # the open channels too: a new client waits ~0.2 s to flush IOPub before it is ready
         try:
             return client.execute(stdout=kernel_log(), stderr=kernel_log())
         finally:
-            if client.kc is not None:
-                client.kc.stop_channels()
+            _local.kc = client.kc  # kept open for the next notebook (shutdown() stops it)
 
 
 def _stop(km) -> None:
@@ -113,6 +117,12 @@ def _stop(km) -> None:
 def shutdown() -> None:
     """Stop this thread's reused kernel, if any (after a failed notebook; --fresh-kernels after each)."""
     km, _local.km = _km(), None
+    kc, _local.kc = getattr(_local, "kc", None), None
+    if kc is not None:
+        try:
+            kc.stop_channels()
+        except Exception:  # already closed
+            pass
     _stop(km)
 
 
