@@ -1,4 +1,4 @@
-"""Command line: ``miar train``, ``features``, ``data check``, ``list``, ``sweep``, ``align``, ``collect``, ``bench``.
+"""Command line: ``miar train``, ``features``, ``data``, ``list``, ``sweep``, ``tune``, ``align``, ``collect``, ``bench``.
 
 User errors (bad config, bad data) print one line naming the file and the problem and exit 2. Each command
 imports what it runs when it runs (torch and papermill take seconds to import; ``miar list`` needs neither).
@@ -64,12 +64,61 @@ def _data_convert(args) -> int:
 def _sweep(args) -> int:
     from miar.study.executor import run_sweep
     return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run,
-                     redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels, overrides=tuple(args.set))
+                     redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels, overrides=tuple(args.set),
+                     **_cluster_args(args))
+
+
+def _cluster_args(args) -> dict:
+    return {"scheduler": args.scheduler, "scheduler_file": args.scheduler_file, "gpus_per_run": args.gpus_per_run}
+
+
+def _add_cluster(p) -> None:
+    """The Dask options of sweep, align and tune (miar.study.engine)."""
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes of the LocalCluster started here (one thread each; threads split)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run on an existing Dask cluster instead (dask scheduler / dask worker, dask-jobqueue)")
+    p.add_argument("--scheduler-file", default=None, metavar="FILE", help="the existing cluster's scheduler file")
+    p.add_argument("--gpus-per-run", type=int, default=0, metavar="K",
+                   help="each run takes K of a worker's GPU resources (dask worker --resources GPU=N)")
 
 
 def _align(args) -> int:
     from miar.study.align import run_alignment
-    return run_alignment(args.experiment, results=args.results, split=args.split, max_points=args.max_points)
+    return run_alignment(args.experiment, results=args.results, split=args.split, max_points=args.max_points,
+                         workers=args.workers, **_cluster_args(args))
+
+
+def _tune(args) -> int:
+    from miar.study.tune import report, run_tune
+    results = args.results or "results/tune"
+    if args.report:
+        return report(args.experiment, results=results, storage=args.storage, confirm_seeds=args.confirm_seeds)
+    cluster = {"workers": args.workers, "batch": args.batch, **_cluster_args(args)}
+    return run_tune(args.experiment, space=args.space, trials=args.trials, seeds=tuple(args.seeds),
+                    results=results, storage=args.storage, sampler=args.sampler, sampler_seed=args.sampler_seed,
+                    enqueue=args.enqueue, cluster=cluster, overrides=tuple(args.set))
+
+
+def _add_tune(sub) -> None:
+    t = sub.add_parser("tune", help="equal-budget hyperparameter search (Optuna), trials run like sweep runs")
+    t.add_argument("experiment", help="experiment name (see miar list) or a config YAML")
+    t.add_argument("--space", default=None, help="search space YAML (default: miar/experiments/spaces/<name>.yaml)")
+    t.add_argument("--trials", type=int, default=20, help="trials to finish (the budget; default 20)")
+    t.add_argument("--seeds", type=int, nargs="+", default=[1111], help="seeds per trial (default: 1111)")
+    t.add_argument("--results", default=None, help="where trials and the study go (default: results/tune)")
+    t.add_argument("--storage", default=None,
+                   help="Optuna storage: an RDB URL or journal:FILE (default: sqlite DIR/<experiment>.db)")
+    t.add_argument("--sampler", default="tpe", choices=["tpe", "random"], help="TPE (default) or random search")
+    t.add_argument("--sampler-seed", type=int, default=0, help="the sampler's seed (default 0)")
+    t.add_argument("--batch", type=int, default=None, help="trials run together (default: --workers)")
+    t.add_argument("--enqueue", default=None, metavar="FILE", help="known configurations to try first (YAML)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every trial run")
+    t.add_argument("--report", action="store_true",
+                   help="print the best trials and write DIR/<experiment>-confirm.yaml (a sweep), run nothing")
+    t.add_argument("--confirm-seeds", type=int, default=5, help="seeds of the confirming sweep (default 5)")
+    _add_cluster(t)
+    t.set_defaults(func=_tune)
 
 
 def _collect(args) -> int:
@@ -139,7 +188,7 @@ def _add_study(sub) -> None:
     s = sub.add_parser("sweep", help="execute a sweep's notebook runs with papermill (skips complete runs)")
     s.add_argument("name", help="sweep name (see miar list) or a sweep YAML")
     s.add_argument("--results", default="results", help="results directory (default: results)")
-    s.add_argument("--workers", type=int, default=1, help="runs in parallel (threads split between them)")
+    _add_cluster(s)
     s.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     s.add_argument("--redo-changed", action="store_true",
                    help="redo complete runs whose config differs (never done by default)")
@@ -155,6 +204,7 @@ def _add_study(sub) -> None:
     a.add_argument("--split", default="test", choices=["train", "valid", "test"],
                    help="the split whose tokens are analysed (default: test)")
     a.add_argument("--max-points", type=int, default=600, help="points per t-SNE figure (default: 600)")
+    _add_cluster(a)
     a.set_defaults(func=_align)
     k = sub.add_parser("collect", help="tables and summary.json from the run records")
     k.add_argument("--results", default="results", help="results directory (default: results)")
@@ -171,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_data(sub)
     _add_study(sub)
+    _add_tune(sub)
     return p
 
 

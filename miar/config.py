@@ -114,6 +114,9 @@ class TrainConfig:
     #                   parallelise across runs, and a fixed count keeps CPU results bit-identical
     progress: bool = True
     save_model: bool = False  # also write model.pt (state dict) into the run record
+    # false: the test split is never evaluated (a tuning trial of miar tune: selection sees validation data only);
+    # metrics.json's test block is null and predictions.csv holds the header only
+    evaluate_test: bool = field(default=True, metadata=OPTIONAL)
 
 
 @dataclass(frozen=True)

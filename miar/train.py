@@ -260,24 +260,35 @@ def _epochs(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], re
 
 
 def _finish(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], progress: Progress, t0: float) -> dict:
-    """Evaluate the selected model on the test split (once) and write the run record."""
-    cfg, test = trainer.cfg, splits["test"]
-    pred, labels = trainer.predict(test), test.y.numpy()
+    """Evaluate the selected model on the test split (once, unless ``train.evaluate_test`` is false) and write
+    the run record."""
+    cfg = trainer.cfg
+    tested, predictions = _test(trainer, splits["test"])
     metrics = {
-        "valid": progress.best_valid, "test": compute_all(pred, labels),
-        "test_ci95": {k: list(v) for k, v in bootstrap_ci(pred, labels, seed=cfg.seed).items()},
+        "valid": progress.best_valid, "test": tested["test"], "test_ci95": tested["test_ci95"],
         "best_epoch": progress.best_epoch, "epochs_run": len(progress.history),
-        "criterion": f"valid_{cfg.train.criterion}",
-        "selection": "best validation epoch; the test split is evaluated once, after selection",
+        "criterion": f"valid_{cfg.train.criterion}", "selection": tested["selection"],
         "n": {k: len(v) for k, v in splits.items()},
     }
-    metrics.update({f"{k}_mean_test": v for k, v in trainer.diagnostics(test).items()})
+    if cfg.train.evaluate_test:
+        metrics.update({f"{k}_mean_test": v for k, v in trainer.diagnostics(splits["test"]).items()})
     if cfg.train.save_model:  # before metrics.json, which marks the record complete
         buf = io.BytesIO()
         torch.save(trainer.model.state_dict(), buf)
         atomic_write(run_dir / "model.pt", buf.getvalue())
     env = environment(str(trainer.device), torch.get_num_threads(), time.time() - t0)
     write_record(run_dir, config_yaml=C.dump(cfg), history=progress.history, metrics=metrics, env=env,
-                 predictions=[{"id": i, "pred": round(float(p), 6), "label": float(y)}
-                              for i, p, y in zip(test.ids, pred, labels)])
+                 predictions=predictions)
     return metrics
+
+
+def _test(trainer: Trainer, test: ModalDataset) -> tuple[dict, list[dict]]:
+    """The test block and predictions; none with ``train.evaluate_test=false`` (a tuning trial)."""
+    if not trainer.cfg.train.evaluate_test:
+        return {"test": None, "test_ci95": None, "selection": "best validation epoch; the test split is not "
+                "evaluated (train.evaluate_test=false)"}, []
+    pred, labels = trainer.predict(test), test.y.numpy()
+    return {"test": compute_all(pred, labels),
+            "test_ci95": {k: list(v) for k, v in bootstrap_ci(pred, labels, seed=trainer.cfg.seed).items()},
+            "selection": "best validation epoch; the test split is evaluated once, after selection"}, \
+        [{"id": i, "pred": round(float(p), 6), "label": float(y)} for i, p, y in zip(test.ids, pred, labels)]

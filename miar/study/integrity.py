@@ -5,7 +5,9 @@
 - every record file is there and readable: ``metrics.json`` and ``env.json`` UTF-8 JSON objects,
   ``config.yaml`` a UTF-8 YAML mapping, ``predictions.csv`` a CSV with ``id, pred, label``;
 - completeness: ``metrics.json`` has a ``test`` block with every metric of :data:`miar.metrics.METRICS`
-  (a number or null) and ``n.test``, and ``predictions.csv`` has exactly ``n.test`` rows;
+  (a number or null) and ``n.test``, and ``predictions.csv`` has exactly ``n.test`` rows; or, for a run made
+  with ``train.evaluate_test=false`` (a tuning trial), ``test`` is null, ``valid`` is there and
+  ``predictions.csv`` is empty;
 - identity (``identity=True``): the directory is ``<name>/s<seed>`` of the record's ``config.yaml``, so a copy
   (``s1111-copy``) or another experiment's record placed under an experiment is caught.
 
@@ -64,6 +66,9 @@ def _prediction_rows(path: Path) -> int:
 
 
 def _completeness(run_dir: Path, metrics: dict) -> None:
+    if "test" in metrics and metrics["test"] is None:  # train.evaluate_test=false (a tuning trial)
+        _validation_only(run_dir, metrics)
+        return
     test = metrics.get("test")
     if not isinstance(test, dict):
         raise RecordError(f"{run_dir / 'metrics.json'}: no 'test' block")
@@ -80,6 +85,15 @@ def _completeness(run_dir: Path, metrics: dict) -> None:
     rows = _prediction_rows(run_dir / "predictions.csv")
     if rows != n:
         raise RecordError(f"{run_dir / 'predictions.csv'}: {rows} rows, but metrics.json's n.test is {n}")
+
+
+def _validation_only(run_dir: Path, metrics: dict) -> None:
+    """A record that never evaluated the test split: a validation block, no predictions."""
+    valid = metrics.get("valid")
+    if not isinstance(valid, dict) or not valid:
+        raise RecordError(f"{run_dir / 'metrics.json'}: no 'valid' block (and no test block)")
+    if _text(run_dir / "predictions.csv").strip():
+        raise RecordError(f"{run_dir / 'predictions.csv'}: predictions, but the test split was not evaluated")
 
 
 def _identity(run_dir: Path, cfg: dict) -> None:

@@ -1,0 +1,147 @@
+"""``miar tune`` (issue 17): search spaces validated strictly, trials that never see the test split, a driver
+killed with SIGKILL and restarted ends with exactly N trials and the report of an uninterrupted search."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from faultkit import TINY, env, main, one_line
+
+from miar import config as C
+from miar.study.integrity import record_problem
+from miar.study.spaces import SPACES_DIR, load_enqueue, load_space, space_path
+from miar.study.tune import fmt
+
+N = 4
+SETS = sum((["--set", o] for o in TINY), [])
+
+
+def _tune(results: Path, *extra) -> list[str]:
+    return [sys.executable, "-m", "miar.cli", "tune", "smoke", "--trials", str(N), "--results", str(results),
+            "--seeds", "1", "--sampler-seed", "7", *SETS, *extra]
+
+
+def _report(results: Path) -> tuple[list[str], str]:
+    rc, out, err = main(["tune", "smoke", "--results", results, "--report", "--confirm-seeds", "3"])
+    assert rc == 0, err
+    lines = [ln for ln in out.splitlines() if not ln.startswith("wrote ")]
+    return lines, (results / "smoke-confirm.yaml").read_text()
+
+
+def _trial_dirs(results: Path) -> list[str]:
+    return sorted(p.parent.name for p in (results / "runs").glob("smoke+t*/s1") if record_problem(p) is None)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    results = tmp_path_factory.mktemp("tune") / "results"
+    r = subprocess.run(_tune(results), env=env(), capture_output=True, text=True, timeout=600, cwd=results.parent)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return results
+
+
+def test_trials_are_run_records_without_the_test_split(uninterrupted):
+    assert _trial_dirs(uninterrupted) == [f"smoke+t{i:04d}" for i in range(N)]
+    run = uninterrupted / "runs" / "smoke+t0000" / "s1"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"] is None and metrics["valid"]["mae"] > 0
+    assert (run / "predictions.csv").read_text() == ""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["train"]["evaluate_test"] is False and cfg["name"] == "smoke+t0000"
+    assert (uninterrupted / "smoke.db").is_file()
+
+
+def test_sigkill_of_the_driver_then_restart_gives_the_same_study(uninterrupted, tmp_path):
+    results = tmp_path / "results"
+    proc = subprocess.Popen(_tune(results), env=env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(_trial_dirs(results)) < 2:  # mid-search: two trials recorded
+            time.sleep(0.2)
+        assert len(_trial_dirs(results)) >= 2, "the search never got going"
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver, its LocalCluster's workers and their kernels
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert len(_trial_dirs(results)) < N, "the search finished before it was killed: nothing was tested"
+    r = subprocess.run(_tune(results), env=env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _trial_dirs(results) == [f"smoke+t{i:04d}" for i in range(N)]
+    import optuna
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{results / 'smoke.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * N  # exactly N, none re-asked
+    assert _report(results) == _report(uninterrupted)
+    confirm = yaml.safe_load(_report(results)[1])
+    assert confirm["seeds"] == [1111, 1112, 1113] and confirm["runs"][0]["variant"] == "tuned"
+    assert not any("evaluate_test" in o for o in confirm["runs"][0]["overrides"])  # confirmed runs test
+
+
+def test_a_finished_study_runs_nothing_more(uninterrupted):
+    r = subprocess.run(_tune(uninterrupted), env=env(), capture_output=True, text=True, timeout=300,
+                       cwd=uninterrupted.parent)
+    assert r.returncode == 0 and "to execute" not in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_shipped_spaces_and_published_configurations_resolve():
+    for exp in ("smoke", "mosi_bc_miar", "mosi_bc_mult", "mosi_bc_misa", "mosi_bc_bclstm", "mosi_bc_text_only",
+                "mosi_bc_early_fusion", "mosi_bc_late_fusion"):
+        assert load_space(space_path(exp), exp)
+    for model in ("mult", "misa"):
+        space = load_space(SPACES_DIR / f"{model}.yaml", f"mosi_bc_{model}")
+        for trial in load_enqueue(SPACES_DIR / "enqueue" / f"{model}_published.yaml", space):
+            C.load(f"mosi_bc_{model}", overrides=[f"{k}={fmt(v)}" for k, v in trial.items()])  # a valid config
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("params:\n  train.nope: {type: float, low: 0.1, high: 1.0}\n", "train.nope"),
+    ("params:\n  train.lr: {type: float, low: 0.1, high: 0.01}\n", "must be below"),
+    ("params:\n  train.lr: {type: float, low: 0.0, high: 0.1, log: true}\n", "log"),
+    ("params:\n  train.lr: {type: float, lo: 0.0, high: 0.1}\n", "unknown field"),
+    ("params:\n  model.dropout: {type: float, low: 0.1, high: 1.5}\n", "model.dropout"),
+    ("params:\n  data.batch_size: {type: categorical, choices: []}\n", "choices"),
+    ("parms:\n  train.lr: {type: float, low: 0.1, high: 1.0}\n", "unknown key"),
+])
+def test_a_bad_search_space_is_one_line(tmp_path, text, needle):
+    (tmp_path / "space.yaml").write_text(text)
+    rc, _, err = main(["tune", "smoke", "--space", tmp_path / "space.yaml", "--trials", "1",
+                       "--results", tmp_path / "r"])
+    one_line(rc, err, needle, "space.yaml")
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_enqueued_value_outside_the_space_is_one_line(tmp_path):
+    (tmp_path / "q.yaml").write_text("trials:\n  - {train.lr: 5.0}\n")
+    rc, _, err = main(["tune", "smoke", "--enqueue", tmp_path / "q.yaml", "--results", tmp_path / "r"])
+    one_line(rc, err, "outside the search space")
+
+
+def test_override_values_read_back_exactly():
+    for v in (1e-05, 0.00012345678901234, 3.0, 2e-3, 16, True, "x"):
+        assert yaml.safe_load(fmt(v)) == v and type(yaml.safe_load(fmt(v))) is type(v)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_trial_asked_half_way_is_completed_as_first_drawn(sampler):
+    """A driver killed inside ``ask`` leaves a trial with some parameters stored: the restart draws the rest as
+    the uninterrupted ask did."""
+    import optuna
+
+    from miar.study import tune
+    space = load_space(space_path("smoke"), "smoke")
+    settings = {"sampler": sampler, "sampler_seed": 3}
+    whole = optuna.create_study()
+    expected = tune._ask(whole, space, settings).params
+    half = optuna.create_study()
+    half.sampler = tune._sampler(settings, 0)
+    half.ask({p.key: p.distribution() for p in space[:2]})  # killed after two of four parameters
+    (frozen,) = half.trials
+    assert tune._complete(half, frozen, space, settings).params == expected
