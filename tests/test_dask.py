@@ -170,9 +170,17 @@ def test_a_worker_with_another_miar_is_refused(cluster, monkeypatch):
     from miar.study import worker
     with Client(cluster.address, set_as_default=False) as client:
         assert len(engine.check_workers(client)) >= 1  # same sources: accepted
-        monkeypatch.setattr(worker, "_fingerprint", "0" * 64)  # this driver now "runs" other sources
+        monkeypatch.setattr(worker, "fingerprint", lambda fresh=False: "0" * 64)  # the driver's sources change
         with pytest.raises(engine.EngineError, match="runs another miar") as e:
             engine.check_workers(client)
     assert "\n" not in str(e.value)
     refused = execute_run({"key": "x/s1", "fingerprint": "f" * 64})  # each task checks again
     assert refused["outcome"] == "refused" and "another miar" in refused["error"]
+
+
+def test_local_cluster_workers_get_their_own_gpus():
+    from miar.study.worker import gpu_slice
+    assert [gpu_slice(i, 1, ["0", "1"]) for i in range(2)] == ["0", "1"]
+    assert [gpu_slice(i, 2, ["3", "4", "5", "6"]) for i in range(2)] == ["3,4", "5,6"]
+    with pytest.raises(RuntimeError, match="only 2 visible"):
+        gpu_slice(1, 2, ["0", "1"])

@@ -68,6 +68,6 @@ def _job(results: Path, exp: str, split: str, max_points: int) -> dict | None:
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"align {exp}: {len(runs)} runs -> {out}")
     return {"key": exp, "notebook": str(notebooks_dir() / "alignment.ipynb"), "output": str(out),
-            "cwd": os.getcwd(), "fingerprint": fingerprint(),
+            "cwd": os.getcwd(), "fingerprint": fingerprint(fresh=True),
             "parameters": {"run_dirs": [str(d) for d in runs], "split": split, "max_points": max_points,
                            "out_dir": ""}}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from miar.errors import ConfigError
 
-CONNECT_TIMEOUT_S = 5
+CONNECT_TIMEOUT_S = 3  # a live scheduler answers in well under a second; the whole refusal stays under 10 s
 WAIT_FOR_WORKERS_S = 120
 
 
@@ -73,12 +73,12 @@ def check_workers(client, wait_s: float = WAIT_FOR_WORKERS_S) -> dict:
         client.wait_for_workers(1, timeout=wait_s)
     except TimeoutError:
         raise EngineError(f"no Dask worker joined the scheduler within {wait_s:.0f} s") from None
-    ours = fingerprint()
+    ours = fingerprint(fresh=True)
     found = client.run(identity)
     for addr, info in sorted(found.items()):
         if info["fingerprint"] != ours:
             raise EngineError(f"worker {addr} runs another miar ({info['root']}, commit "
-                              f"{str(info.get('git_commit'))[:12]}, sources {info['fingerprint'][:12]}) than "
+                              f"{str(info.get('commit'))[:12]}, sources {info['fingerprint'][:12]}) than "
                               f"this driver ({ours[:12]}); install the same commit on every worker")
     return found
 
@@ -100,7 +100,7 @@ def connect(workers: int = 1, scheduler: str | None = None, scheduler_file: str 
         client = _remote_client(scheduler, scheduler_file)
     try:
         check_workers(client)
-        client.register_plugin(KernelPlugin(), name=KernelPlugin.name)
+        client.register_plugin(KernelPlugin(gpus_per_run if cluster is not None else 0), name=KernelPlugin.name)
         yield client
     except BaseException:
         stop(client, cluster)

@@ -54,7 +54,7 @@ def job(run: Run, notebook: Path, results: Path, staging: Path, reuse_kernel: bo
     run_dir = run.run_dir(results)
     return {"key": run.key, "display": run.display, "name": run.name, "notebook": str(notebook),
             "output": str(run.notebook_path(results)), "cwd": os.getcwd(), "staging": str(staging),
-            "reuse_kernel": reuse_kernel, "fingerprint": fingerprint(),
+            "reuse_kernel": reuse_kernel, "fingerprint": fingerprint(fresh=True),
             "parameters": {"experiment": run.experiment, "seed": run.seed,
                            "overrides": list(run.overrides), "run_dir": str(run_dir)}}
 

@@ -5,7 +5,9 @@ start and for importing torch, pandas, matplotlib, scikit-learn and ``torch._dyn
 optimizers import on first use): about 7 s of a 20 s MOSI run on this project's 2-core machine.
 ``engine_name=ENGINE`` keeps the kernel of the first notebook and, before each later one, runs
 ``IPython``'s ``reset(new_session=True)`` in it: the user namespace is emptied, matplotlib's figures are
-closed and execution counts start again at 1, so the executed notebook reads as from a fresh kernel.
+closed and execution counts start again at 1, so the executed notebook reads as from a fresh kernel; the
+kernel also moves to the notebook's working directory (papermill's ``cwd``), which a kernel started for an
+earlier notebook (another sweep, on a long-lived worker) need not share.
 Imported modules stay loaded; that is the point. The kernel client's channels stay open too (a new client
 waits about 0.2 s for the kernel's IOPub to go quiet before it is ready); nbclient reads only the replies to
 the requests of the notebook at hand.
@@ -23,6 +25,7 @@ descriptors: the executor copies the part written during a failed run into the r
 from __future__ import annotations
 
 import atexit
+import os
 import tempfile
 import threading
 
@@ -51,7 +54,9 @@ class _Client(PapermillNotebookClient):
 
     def papermill_execute_cells(self):
         if self.reused:  # silent, no history: the kernel's execution count is not advanced
-            reply = self.wait_for_reply(self.kc.execute(RESET, silent=True, store_history=False))
+            # papermill changed this process's directory to the notebook's cwd; the old kernel started elsewhere
+            code = RESET + f"import os as _os\n_os.chdir({os.getcwd()!r})\ndel _os\n"
+            reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
             if reply is None or reply["content"].get("status") != "ok":
                 raise KernelResetError(f"the reused kernel could not be reset: {reply and reply['content']}")
         super().papermill_execute_cells()

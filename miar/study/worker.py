@@ -29,19 +29,26 @@ from miar.study import staging
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # miar/
 PACKAGE_ROOT = PACKAGE_DIR.parent  # the directory that holds miar/
 _SOURCES = (".py", ".yaml", ".ipynb")
-_fingerprint: str | None = None  # tests set it to pretend this process runs other sources
+_fingerprint: str | None = None  # this process's, from its first call
 
 
-def fingerprint() -> str:
-    """sha256 over this package's sources as they are on disk now (``.py``, ``.yaml``, notebooks: names and
-    bytes; a few milliseconds): what a kernel started now imports."""
-    if _fingerprint is not None:
+def fingerprint(fresh: bool = False) -> str:
+    """sha256 over this package's sources (``.py``, ``.yaml``, notebooks: names and bytes; milliseconds).
+
+    A worker keeps the value of its first call (when the driver first checks it: the code it runs from then
+    on), so edits to the files during a sweep do not turn its runs away; the driver takes a ``fresh`` one for
+    each sweep, and a worker started before the sources changed is refused."""
+    global _fingerprint
+    if _fingerprint is not None and not fresh:
         return _fingerprint
     h = hashlib.sha256()
     for p in sorted(PACKAGE_DIR.rglob("*")):
         if p.suffix in _SOURCES and "__pycache__" not in p.parts and p.is_file():
             h.update(p.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
+    if fresh:
+        return h.hexdigest()
+    _fingerprint = h.hexdigest()
+    return _fingerprint
 
 
 def identity() -> dict:
@@ -51,10 +58,35 @@ def identity() -> dict:
             "omp_threads": os.environ.get("OMP_NUM_THREADS"), **git_commit()}
 
 
+def gpu_slice(index: int, per_run: int, visible: list[str]) -> str:
+    """The devices of LocalCluster worker ``index`` when each run takes ``per_run`` GPUs: its own slice."""
+    mine = visible[index * per_run:(index + 1) * per_run]
+    if len(mine) < per_run:
+        raise RuntimeError(f"worker {index} needs GPUs {index * per_run}..{(index + 1) * per_run - 1}, "
+                           f"only {len(visible)} visible")
+    return ",".join(mine)
+
+
+def _visible_gpus() -> list[str]:
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return os.environ["CUDA_VISIBLE_DEVICES"].split(",")
+    import torch  # lazy: only with --gpus-per-run on a LocalCluster
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 class KernelPlugin(WorkerPlugin):
-    """Stops the worker's Jupyter kernels when the worker closes (no orphan kernel)."""
+    """Stops the worker's Jupyter kernels when the worker closes (no orphan kernel). On a LocalCluster with
+    ``--gpus-per-run K`` (``local_gpus=K``) it also gives worker ``i`` its own K devices (``CUDA_VISIBLE_DEVICES``,
+    which its kernel inherits); an existing cluster's workers bring their own (Slurm sets it per job)."""
 
     name = "miar-kernels"
+
+    def __init__(self, local_gpus: int = 0):
+        self.local_gpus = local_gpus
+
+    def setup(self, worker) -> None:
+        if self.local_gpus and isinstance(worker.name, int):
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu_slice(worker.name, self.local_gpus, _visible_gpus())
 
     def teardown(self, worker) -> None:
         import sys
@@ -108,9 +140,9 @@ def execute_run(job: dict) -> dict:
         return dict(out, seconds=time.time() - t0)
     _kernel_env(job)
     cwd = Path(job["cwd"])
-    attempt_rel = Path(job["staging"], uuid.uuid4().hex[:16])
-    run_rel = attempt_rel / "runs" / job["display"] / job["name"]
-    nb = cwd / attempt_rel / "notebooks" / job["display"] / f"{job['name']}.ipynb"
+    attempt = cwd / job["staging"] / uuid.uuid4().hex[:16]  # absolute: a reused kernel's cwd is not trusted
+    run_rel = attempt / "runs" / job["display"] / job["name"]
+    nb = attempt / "notebooks" / job["display"] / f"{job['name']}.ipynb"
     nb.parent.mkdir(parents=True, exist_ok=True)
     err, log = _run_notebook(job, nb, str(run_rel))
     final_nb = cwd / job["output"]
@@ -122,7 +154,7 @@ def execute_run(job: dict) -> dict:
     won = staging.commit(cwd / run_rel, cwd / job["parameters"]["run_dir"],
                          [(nb, final_nb), (nb.with_suffix(".log"), final_nb.with_suffix(".log"))],
                          stale=[final_nb.with_suffix(".log")] if err is None else [])
-    staging.discard(cwd / attempt_rel)
+    staging.discard(attempt)
     return dict(out, error=err, outcome="committed" if won else "duplicate", seconds=time.time() - t0)
 
 
