@@ -3,8 +3,12 @@
 - :mod:`~miar.study.plan`: a sweep file resolved into runs, and each run's state in a results directory;
 - :mod:`~miar.study.params`: the notebooks' side of the contract, the strict parameters check (all a
   notebook imports from this wing; it does not import the runner);
-- :mod:`~miar.study.executor`: ``miar sweep``, the process pool executing the notebooks with papermill;
+- :mod:`~miar.study.executor`: ``miar sweep``, the notebooks executed with papermill as Dask tasks;
+- :mod:`~miar.study.engine`: the driver's Dask client (a LocalCluster or an existing scheduler), checked workers;
+- :mod:`~miar.study.worker`: a worker's task (one run, staged) and its kernels; :mod:`~miar.study.staging`: the
+  rename that commits a run exactly once;
 - :mod:`~miar.study.papermill_engine`: the papermill engine that keeps one Jupyter kernel per worker;
+- :mod:`~miar.study.tune`: ``miar tune``, the Optuna search; :mod:`~miar.study.spaces`: its search spaces;
 - :mod:`~miar.study.lock`: one sweep (or alignment) at a time on a results directory;
 - :mod:`~miar.study.record`: the sweep record (``results/sweeps/*.json``);
 - :mod:`~miar.study.align`: ``miar align``; :mod:`~miar.study.collect`: ``miar collect``;
