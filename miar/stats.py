@@ -56,9 +56,15 @@ def _weighted_corr(P: np.ndarray, y: np.ndarray, W: np.ndarray, sw: np.ndarray) 
     pc, yc = P - mp, y - my  # (R, N)
     vp, vy = (W * pc * pc).sum(-1), (W * yc * yc).sum(-1)
     den = np.sqrt(vp * vy)
-    tiny = 1e-12 * np.maximum(1.0, np.abs(mp[:, 0]) + np.abs(my[:, 0])) ** 2
-    ok = (vp > tiny * sw) & (vy > tiny * sw) & (den > 0)
+    ok = (_weighted_ptp(P, W) > 0) & (_weighted_ptp(np.broadcast_to(y, P.shape), W) > 0) & (den > 0)
     return np.where(ok, (W * pc * yc).sum(-1) / np.where(ok, den, 1.0), 0.0)
+
+
+def _weighted_ptp(X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Range of each row of ``X`` over the entries with positive weight (the constant-side test of
+    :func:`miar.metrics._pearson`, so both give 0.0 for exactly the same inputs)."""
+    on = W > 0
+    return np.where(on, X, -np.inf).max(-1) - np.where(on, X, np.inf).min(-1)
 
 
 def weighted_metrics(P: np.ndarray, y: np.ndarray, W: np.ndarray | None = None) -> dict[str, np.ndarray]:
