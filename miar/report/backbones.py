@@ -30,7 +30,7 @@ def finetune_table(results: str | Path) -> pd.DataFrame:
     for key, what in (("top2", "MiniLM, top 2 layers trained, lower layers cached"),
                       ("naive_full", "MiniLM, all layers trained, padded, nothing cached")):
         r = ft[key]
-        rows.append({"Fine-tune": what, "Epoch (s)": sig(r["epoch_s"]), "One-off cache (s)": sig(r["cache_s"]),
+        rows.append({"Fine-tune": what, "Epoch (s)": sig(r["epoch_s"]), "One-off cache (s)": sig(r["cache_s"]) if r.get("cached") else "none",
                      "Trainable parameters": f"{r['trainable_params']:,}",
                      "Peak memory (MB)": sig(r["peak_memory_mb"])})
     return pd.DataFrame(rows)
