@@ -5,7 +5,7 @@ against the process pool it replaced (loaded from git history for this measureme
 ``miar sweep`` has one execution path), the same sweep on 1 worker, and the engine's overhead per run from
 submit to the notebook's first cell (papermill's ``start_time``), runs submitted one at a time to a warm worker.
 
-    .venv/bin/python scripts/bench_dask.py [--out results/bench/dask.json] [--overhead-runs 5]
+    .venv/bin/python scripts/bench_dask.py [--out results/bench/dask.json] [--overhead-runs 5] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "results" / "bench" / "dask.json"))
     ap.add_argument("--overhead-runs", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="sweeps of each kind, interleaved (the median is kept)")
     args = ap.parse_args()
     from miar.records import cpu_model, git_commit
     from miar.study.executor import run_sweep
@@ -88,16 +89,20 @@ def main() -> int:
         tmp = Path(d)
         os.chdir(tmp)
         legacy = legacy_pool(tmp)
-        record = {
-            "sweep": "smoke", "runs": 4, "cpu_count": os.cpu_count(), "cpu_model": cpu_model(),
-            "machine": platform.machine(), "load_average_start": [round(x, 2) for x in os.getloadavg()],
-            "legacy_pool_commit": LEGACY,
-            "pool_2_workers_s": timed_sweep(legacy.run_sweep, tmp / "pool2", 2),
-            "dask_2_workers_s": timed_sweep(run_sweep, tmp / "dask2", 2),
-            "dask_1_worker_s": timed_sweep(run_sweep, tmp / "dask1", 1),
-            **overhead(tmp, args.overhead_runs),  # submit -> the notebook's first cell
-            "load_average_end": [round(x, 2) for x in os.getloadavg()], **git_commit(),
-        }
+        record = {"sweep": "smoke", "runs": 4, "cpu_count": os.cpu_count(), "cpu_model": cpu_model(),
+                  "machine": platform.machine(), "load_average_start": [round(x, 2) for x in os.getloadavg()],
+                  "legacy_pool_commit": LEGACY, "repeats": args.repeat}
+        times: dict[str, list] = {"pool_2_workers_s": [], "dask_2_workers_s": [], "dask_1_worker_s": []}
+        for i in range(args.repeat):  # interleaved, the order alternating: the machine's load drifts
+            order = [("pool_2_workers_s", legacy.run_sweep, 2), ("dask_2_workers_s", run_sweep, 2),
+                     ("dask_1_worker_s", run_sweep, 1)]
+            for name, fn, workers in order if i % 2 == 0 else order[::-1]:
+                times[name].append(timed_sweep(fn, tmp / f"{name}-{i}", workers))
+        for name, values in times.items():  # the median of the repeats, and each
+            record[name] = sorted(values)[len(values) // 2]
+            record[name.replace("_s", "_runs_s")] = values
+        record.update(overhead(tmp, args.overhead_runs))  # submit -> the notebook's first cell
+        record.update(load_average_end=[round(x, 2) for x in os.getloadavg()], **git_commit())
     record["dask_vs_pool"] = round(record["dask_2_workers_s"] / record["pool_2_workers_s"], 3)
     record["speedup_2_vs_1_worker"] = round(record["dask_1_worker_s"] / record["dask_2_workers_s"], 3)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
