@@ -73,6 +73,9 @@ class ModelConfig:
     gate: bool = False  # learned gate over the tokens (unequal contributions) [inferred]
     head_hidden: int = 64
     proj_dim: int = 32  # contrastive projection width [inferred]
+    # where MIAR's contrastive term acts: on the feature tokens after the interaction, or on the pooled
+    # unimodal features before it (the common reading in contrastive MSA work)
+    contrast_on: Literal["tokens", "pooled"] = field(default="tokens", metadata=OPTIONAL)  # [inferred]
     max_len: int = 512  # longest sequence the positional table covers
     # text as the token sequence of a pretrained encoder (miar.model.text_backbone); none: data.text_features
     text_backbone: Literal["none", "minilm", "mpnet"] = field(default="none", metadata=OPTIONAL)

@@ -113,7 +113,7 @@ class Trainer:
     def loss(self, out: ModelOutput, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total loss and its named terms: task, contrastive, and the model's own (``out.aux``)."""
         cfg = self.cfg
-        pairs = contrastive_pairs(out.token_names, cfg.loss.pairs) if out.embeddings else []
+        pairs = contrastive_pairs(tuple(out.embeddings), cfg.loss.pairs) if out.embeddings else []
         kind = cfg.loss.contrastive if pairs else "none"
         loss, terms = total_loss(out.pred.float(), y, {k: v.float() for k, v in out.embeddings.items()},
                                  task=cfg.loss.task, weight=cfg.loss.weight, pairs=pairs,

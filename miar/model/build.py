@@ -36,7 +36,7 @@ def build_miar(m: ModelConfig, dims: dict[str, int]) -> MIAR:
                                     m.d_model, m.n_heads, m.n_layers, m.dropout)
     head = mlp_head(interaction.n_tokens * m.d_model, m.head_hidden, m.dropout)
     contrast = nn.Sequential(nn.Linear(m.d_model, m.d_model), nn.GELU(), nn.Linear(m.d_model, m.proj_dim))
-    return MIAR(encoders, interaction, head, contrast, TokenGate(m.d_model) if m.gate else None)
+    return MIAR(encoders, interaction, head, contrast, TokenGate(m.d_model) if m.gate else None, m.contrast_on)
 
 
 def build_text_only(m: ModelConfig, dims: dict[str, int]) -> Unimodal:

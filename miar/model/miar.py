@@ -33,13 +33,17 @@ class TokenGate(nn.Module):
 class MIAR(nn.Module):
     """``encoders`` (modality -> :class:`~miar.model.encoders.ModalityEncoder`), ``interaction`` (encoded
     steps, masks, pooled features -> token names, tokens (B, K, d)), ``head`` ((B, K*d) -> (B, 1)),
-    ``contrast`` ((B, K, d) -> (B, K, p)) and an optional ``gate`` (:class:`TokenGate`)."""
+    ``contrast`` ((B, K, d) -> (B, K, p)) and an optional ``gate`` (:class:`TokenGate`). ``contrast_on``:
+    the contrastive embeddings come from the feature ``tokens`` or from the ``pooled`` unimodal features
+    before the interaction (then keyed by modality)."""
 
     def __init__(self, encoders: nn.ModuleDict, interaction: nn.Module, head: nn.Module, contrast: nn.Module,
-                 gate: nn.Module | None = None):
+                 gate: nn.Module | None = None, contrast_on: str = "tokens"):
         super().__init__()
+        if contrast_on not in ("tokens", "pooled"):
+            raise ValueError(f"contrast_on: 'tokens' or 'pooled', got {contrast_on!r}")
         self.encoders, self.interact, self.head, self.contrast = encoders, interaction, head, contrast
-        self.token_gate = gate
+        self.token_gate, self.contrast_on = gate, contrast_on
 
     def forward(self, batch: Batch) -> ModelOutput:
         seqs, pooled = encode_all(self.encoders, batch)  # m -> (B, T_m, d), m -> (B, d)
@@ -48,9 +52,13 @@ class MIAR(nn.Module):
         if self.token_gate is not None:
             tokens, diagnostics["gate"] = self.token_gate(tokens)  # (B, K, d), (B, K)
         pred = self.head(tokens.flatten(1)).squeeze(-1)  # (B,)
-        emb = self.contrast(tokens)  # (B, K, p)
+        if self.contrast_on == "pooled":
+            keys = tuple(pooled)
+            emb = self.contrast(torch.stack([pooled[k] for k in keys], 1))  # (B, M, p)
+        else:
+            keys, emb = names, self.contrast(tokens)  # (B, K, p)
         return ModelOutput(pred=pred, tokens=tokens, token_names=names,
-                           embeddings={n: emb[:, i] for i, n in enumerate(names)},
+                           embeddings={n: emb[:, i] for i, n in enumerate(keys)},
                            features=pooled, diagnostics=diagnostics)
 
 

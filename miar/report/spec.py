@@ -21,6 +21,7 @@ SPEC = (  # choice the abstract leaves open, config key, ablation variants of MA
     ("Shared width", "model.d_model", ()),
     ("Encoder and interaction depth", "model.n_layers", ()),
     ("Contrastive projection width", "model.proj_dim", ()),
+    ("Where the contrastive term acts: feature tokens or pooled unimodal features", "model.contrast_on", ()),
     ("Contrastive loss", "loss.contrastive", ("supcon", "no_contrastive")),
     ("Weight of the contrastive term (lambda)", "loss.weight", ("weight0.3", "no_contrastive")),
     ("Temperature", "loss.temperature", ()),
