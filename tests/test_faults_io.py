@@ -294,11 +294,10 @@ def test_really_full_disk_in_collect(record, tmpfs):
     results = root / "results"
     shutil.copytree(record, results, ignore=shutil.ignore_patterns("model.pt", "checkpoint.pt"))
     assert main(["collect", "--results", results])[0] == 0  # the tables exist; the next collect replaces them
-    with open(root / "filler", "wb") as f:  # fill the disk to the last block
-        try:
+    with open(root / "filler", "wb", buffering=0) as f:  # fill the disk to the last block (unbuffered:
+        try:                                              # closing the file then has nothing left to flush)
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     before = snapshot(results)

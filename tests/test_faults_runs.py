@@ -25,9 +25,12 @@ from miar.study.integrity import notebook_problem, record_problem
 SETS = sum((["--set", o] for o in TINY), [])
 
 
-def _sweep(path: Path, seeds) -> Path:
+SLOW = [*TINY, "train.epochs=4", "data.synthetic.n_train=512"]
+
+
+def _sweep(path: Path, seeds, overrides=TINY) -> Path:
     path.write_text(json.dumps({"notebook": "train.ipynb", "seeds": list(seeds),
-                                "runs": [{"experiment": "smoke", "overrides": TINY}]}))
+                                "runs": [{"experiment": "smoke", "overrides": list(overrides)}]}))
     return path
 
 
@@ -151,8 +154,10 @@ def _alive(pids: list[int]) -> list[int]:
 @pytest.mark.parametrize("target", ["sweep process",  # kill -INT <pid>; a terminal's Ctrl-C signals the group:
                                     pytest.param("process group", marks=pytest.mark.slow)])
 def test_sigint_stops_a_sweep_promptly_and_the_rerun_completes_it(tmp_path, target):
-    seeds = list(range(1, 6))
-    sweep, results = _sweep(tmp_path / "s.yaml", seeds), tmp_path / "results"
+    seeds = list(range(1, 7))
+    # runs of a few seconds each, so the queue outlasts the time it takes to see the first record and signal
+    # (with one-second runs a loaded machine finished all of them first: exit 0, not 130)
+    sweep, results = _sweep(tmp_path / "s.yaml", seeds, SLOW), tmp_path / "results"
     cmd = [sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results", str(results)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
