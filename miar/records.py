@@ -73,12 +73,12 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, rename over ``path``, fsync the directory.
-
-    The file gets the permissions a plain ``open`` would give (0666 less the umask), not ``mkstemp``'s 0600."""
+def stage(path: Path, data: str | bytes) -> str:
+    """Write ``data`` to a new temporary file beside ``path``, fsynced, with the permissions a plain ``open``
+    would give (0666 less the umask, not ``mkstemp``'s 0600); returns its name. A full disk or a read-only
+    folder: one line naming ``path`` (RecordError), no temporary left."""
     path = Path(path)
-    try:  # a full disk or a read-only folder: one line naming the file (RecordError), no temporary left
+    try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
@@ -88,17 +88,35 @@ def atomic_write(path: Path, data: str | bytes) -> None:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
+        raise
+    return tmp
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames in ``folder`` survive a crash."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """:func:`stage` the data beside ``path``, rename it over ``path``, fsync the directory."""
+    path = Path(path)
+    tmp = stage(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not isinstance(e, RecordError):
+        if isinstance(e, OSError):
             raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a crash
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
 
 
 def csv_text(rows: list[dict]) -> str:

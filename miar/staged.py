@@ -6,29 +6,9 @@ which keeps ``runs.csv``, ``summary.csv``, ``comparisons.csv`` and ``summary.jso
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
-from miar.records import RecordError, _umask
-
-
-def _stage(path: Path, data: str | bytes) -> str:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
-        raise
-    return tmp
+from miar.records import fsync_dir, stage
 
 
 def write_together(files: dict[Path, str | bytes]) -> None:
@@ -36,7 +16,7 @@ def write_together(files: dict[Path, str | bytes]) -> None:
     staged: dict[Path, str] = {}
     try:
         for path, data in files.items():
-            staged[Path(path)] = _stage(Path(path), data)
+            staged[Path(path)] = stage(Path(path), data)
     except BaseException:
         for tmp in staged.values():
             Path(tmp).unlink(missing_ok=True)
@@ -44,11 +24,7 @@ def write_together(files: dict[Path, str | bytes]) -> None:
     for path, tmp in staged.items():
         os.replace(tmp, path)
     for folder in {p.parent for p in staged}:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(folder)
 
 
 __all__ = ["write_together"]
