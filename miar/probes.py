@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from miar.stats import percentile_interval, weighted_metrics
+from miar.stats import percentile_interval, video_weights, weighted_metrics
 
 ALPHAS = np.logspace(-2, 4, 13)  # ridge penalties tried by the inner (generalised) cross-validation
 METRICS = ("corr", "non0_acc2", "mae")
@@ -59,9 +59,7 @@ def cross_fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int = 5, repe
 
 
 def _video_weights(videos: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    codes = np.unique(videos, return_inverse=True)[1]
-    v = codes.max() + 1
-    return rng.multinomial(v, np.full(v, 1.0 / v), size=resamples)[:, codes].astype(np.float64)  # (R, N)
+    return video_weights(rng, np.unique(videos, return_inverse=True)[1], resamples)  # (R, N)
 
 
 def probe_metrics(pred: np.ndarray, y: np.ndarray, videos: np.ndarray, resamples: int = 2000,

@@ -127,6 +127,11 @@ def _video_counts(rng: np.random.Generator, v: int, r: int) -> np.ndarray:
     return rng.multinomial(v, np.full(v, 1.0 / v), size=r).astype(np.float64)
 
 
+def video_weights(rng: np.random.Generator, video: np.ndarray, r: int) -> np.ndarray:
+    """(r, N) weight of each utterance in r resamples of its videos: its video's multiplicity."""
+    return _video_counts(rng, int(video.max()) + 1, r)[:, video]
+
+
 def _seed_means(rng: np.random.Generator, preds: np.ndarray, r: int) -> np.ndarray:
     """(r, N) mean prediction over a resample (with replacement) of the rows (seeds) of ``preds``."""
     s = len(preds)
@@ -155,7 +160,7 @@ def video_bootstrap(pair: Pair, resamples: int = 10_000, seed: int = 0) -> dict[
     pa, pb = pair.a.mean(0), pair.b.mean(0)
 
     def chunk(r):
-        w = _video_counts(rng, pair.n_videos, r)[:, pair.video]  # (r, N)
+        w = video_weights(rng, pair.video, r)  # (r, N)
         return weighted_metrics(np.broadcast_to(pa, w.shape), pair.y, w), \
             weighted_metrics(np.broadcast_to(pb, w.shape), pair.y, w)
 
@@ -168,7 +173,7 @@ def hierarchical_bootstrap(pair: Pair, resamples: int = 10_000, seed: int = 0) -
     rng = np.random.default_rng(seed)
 
     def chunk(r):
-        w = _video_counts(rng, pair.n_videos, r)[:, pair.video]
+        w = video_weights(rng, pair.video, r)
         pa, pb = _seed_means(rng, pair.a, r), _seed_means(rng, pair.b, r)
         return weighted_metrics(pa, pair.y, w), weighted_metrics(pb, pair.y, w)
 
