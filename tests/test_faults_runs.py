@@ -175,8 +175,11 @@ def test_sigint_stops_a_sweep_promptly_and_the_rerun_completes_it(tmp_path, targ
     # (with one-second runs a loaded machine finished all of them first: exit 0, not 130)
     sweep, results = _sweep(tmp_path / "s.yaml", seeds, SLOW), tmp_path / "results"
     cmd = [sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results", str(results)]
+    # SIGINT back to its default in the child: a test run started in the background by a non-interactive shell
+    # (`make test &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt (seen in CI runs)
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, family, kernels = time.time() + 120, [], []
         first = results / "runs" / "smoke" / "s1" / "metrics.json"
