@@ -30,3 +30,24 @@ def test_align_then_collect(tmp_path, tiny_cfg):
                           "MAE", "Corr"}
     assert names["Non0_acc_2"]["runs_csv"] in row and names["MAE"]["summary_csv"] == "mae_mean"
     assert run_alignment(["smoke"], results) == 0  # already current: skipped
+
+
+def test_alignment_is_current_by_the_weights_it_analysed_not_by_file_times(tmp_path):
+    import json
+    import os
+
+    from miar.study.align import is_current, stamp
+
+    run = tmp_path / "s1"
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"weights")
+    assert not is_current(run)  # nothing analysed yet
+    (run / "alignment.json").write_text(json.dumps({"tokens": {"modality_gap": 0.5}}))
+    os.utime(run / "alignment.json", (1, 1))  # older than the weights, as a git checkout may leave it
+    assert is_current(run)  # written before stamps existed: made from these weights
+    stamp(run)
+    assert is_current(run) and json.loads((run / "alignment.json").read_text())["tokens"]["modality_gap"] == 0.5
+    (run / "model.pt").write_bytes(b"retrained")
+    assert not is_current(run)
+    (run / "alignment.json").write_text("{not json")
+    assert not is_current(run)

@@ -9,11 +9,13 @@ is saved as ``DIR/notebooks/<experiment>/alignment.ipynb``. Experiments whose ru
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
 from miar.paths import inside
-from miar.records import is_complete
+from miar.records import atomic_write, is_complete
 from miar.study import engine
 from miar.study.lock import results_lock
 from miar.study.plan import notebooks_dir
@@ -26,9 +28,27 @@ def aligned_runs(results: Path, experiment: str) -> list[Path]:
                   if is_complete(d) and (d / "model.pt").is_file())
 
 
+def model_digest(run_dir: Path) -> str:
+    return hashlib.sha256((run_dir / "model.pt").read_bytes()).hexdigest()
+
+
 def is_current(run_dir: Path) -> bool:
+    """``alignment.json`` was made from the ``model.pt`` beside it: its ``model_sha256`` stamp matches (file
+    times say nothing after a git checkout). A file from before the stamp counts as current: a retrained run
+    starts from an emptied directory."""
     a = run_dir / "alignment.json"
-    return a.is_file() and a.stat().st_mtime >= (run_dir / "model.pt").stat().st_mtime
+    try:
+        stamp = json.loads(a.read_text()).get("model_sha256") if a.is_file() else False
+    except (OSError, ValueError):
+        return False
+    return stamp is None or (stamp is not False and stamp == model_digest(run_dir))
+
+
+def stamp(run_dir: Path) -> None:
+    """Record in ``alignment.json`` which weights it analysed."""
+    a = run_dir / "alignment.json"
+    atomic_write(a, json.dumps({**json.loads(a.read_text()), "model_sha256": model_digest(run_dir)}, indent=2)
+                 + "\n")
 
 
 def run_alignment(experiments: list[str] | None, results: str | Path = "results", split: str = "test",
@@ -53,6 +73,9 @@ def run_alignment(experiments: list[str] | None, results: str | Path = "results"
                 err = f"{type(res).__name__}: {res}" if isinstance(res, BaseException) else res["error"]
                 print(f"align {job['key']}: {'done' if err is None else 'FAILED: ' + err}")
                 failed += err is not None
+                if err is None:
+                    for d in job["parameters"]["run_dirs"]:
+                        stamp(Path(d))
     return 1 if failed else 0
 
 
