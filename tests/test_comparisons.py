@@ -127,3 +127,10 @@ def test_margins_history_is_in_git():
         pytest.skip("not a git checkout")
     assert out.stdout.strip(), "margins.yaml is committed"
     assert not math.isnan(K.load_settings().margins["mae"])
+
+
+def test_book_sentences_read_the_declared_settings():
+    from miar import report as R
+
+    st = K.load_settings()
+    assert f"{st.resamples:,} resamples" in R.settings_sentence() and f"seed {st.seed}" in R.settings_sentence()

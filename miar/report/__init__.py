@@ -22,7 +22,7 @@ Submodules: ``study`` (experiment names, metric display), ``anchors`` (published
 
 from miar.report.anchors import ANCHORS_BC, ANCHORS_STD
 from miar.report.compare import compare, comparison_table, welch
-from miar.report.data_limits import headroom_table, leakage_figure, leakage_table
+from miar.report.data_limits import headroom_table, leakage_figure, leakage_table, probe_settings
 from miar.report.evidence import (
     calibration_table,
     diff_text,
@@ -34,6 +34,7 @@ from miar.report.evidence import (
     oriented,
     power_table,
     rows_of,
+    settings_sentence,
 )
 from miar.report.evidence import comparison_table as evidence_table
 from miar.report.figures import (
@@ -133,5 +134,5 @@ __all__ = [
     "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
-    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table",
+    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence",
 ]

@@ -27,6 +27,15 @@ def _ci(v: list, dec: int = 2, signed: bool = False) -> str:
     return f"{num(v[0], dec, signed)} [{num(v[1], dec, signed)}, {num(v[2], dec, signed)}]"
 
 
+def probe_settings(results: str | Path) -> str:
+    """How the probe intervals were made, from the probe files themselves."""
+    d = load_probes(results, "leakage")
+    if not d:
+        return "No probe results yet (`python scripts/probe_data.py`)."
+    return (f"{d['resamples']:,} video resamples per interval; {d['folds']} grouped folds; seed {d['seed']}; "
+            f"computed at commit `{str(d.get('commit'))[:7]}`.")
+
+
 def leakage_table(results: str | Path) -> pd.DataFrame:
     """Per modality: probe r and Non0 Acc-2 on held-out training videos and on test videos, and the gap."""
     data = load_probes(results, "leakage").get("modalities", {})

@@ -147,6 +147,15 @@ def margins_table() -> pd.DataFrame:
                          for m, v in st.margins.items()])
 
 
+def settings_sentence() -> str:
+    """The declared test level, power target, resamples and seed, in one sentence (from margins.yaml)."""
+    from miar.comparisons import load_settings
+
+    st = load_settings()
+    return (f"Level {st.alpha:g} after Holm's correction, power target {st.power:.0%}, {st.resamples:,} resamples "
+            f"for each bootstrap and for the permutation test, resampling seed {st.seed}.")
+
+
 def margins_history() -> pd.DataFrame:
     """Every commit that touched ``miar/experiments/margins.yaml`` (date, commit, subject): a margin changed
     after the results were seen shows here. Empty outside a git checkout."""
