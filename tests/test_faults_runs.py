@@ -177,8 +177,11 @@ def test_sigint_stops_a_sweep_promptly_and_the_rerun_completes_it(tmp_path, targ
     cmd = [sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results", str(results)]
     # SIGINT back to its default in the child: a test run started in the background by a non-interactive shell
     # (`make test &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt (seen in CI runs)
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True,
+    # stderr to a file, not a pipe read only at the end: the workers' and kernels' warnings while they are
+    # stopped could fill a pipe's 64 KiB and block the sweep writing to it
+    errfile = (tmp_path / "sweep.err").open("w")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**env(), "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=errfile, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, family, kernels = time.time() + 120, [], []
@@ -192,13 +195,21 @@ def test_sigint_stops_a_sweep_promptly_and_the_rerun_completes_it(tmp_path, targ
         os.kill(proc.pid, signal.SIGINT) if target == "sweep process" else os.killpg(proc.pid, signal.SIGINT)
         family = sorted(set(family) | set(_family(proc.pid)[0]))  # and whatever started since
         assert kernels, "no kernel found under the sweep"
-        rc = proc.wait(timeout=30)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # say where it hangs: faulthandler prints every thread's stack on SIGABRT
+            os.kill(proc.pid, signal.SIGABRT)
+            proc.wait(timeout=10)
+            errfile.close()
+            pytest.fail(f"the sweep did not stop within 30 s of SIGINT; its threads:\n"
+                        f"{(tmp_path / 'sweep.err').read_text()[-6000:]}")
         stopped = time.time() - t0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    err = proc.stderr.read()
+        errfile.close()
+    err = (tmp_path / "sweep.err").read_text()
     assert rc == 130, err[-2000:]
     assert stopped < 30, f"took {stopped:.1f} s to stop"  # a guard against hanging; loaded 2-core CI: ~3-16 s
     time.sleep(0.5)
@@ -247,3 +258,35 @@ def test_sweep_docstring_names_the_thread_default():
     assert C.TrainConfig().threads == 1
     assert "default 1" in executor.__doc__ and "train.threads=0" in executor.__doc__
     assert "torch takes its default thread count from it (with" not in executor.__doc__
+
+
+def test_sigint_exits_130_even_when_the_teardown_hangs(tmp_path):
+    """The CLI's last resort: a cleanup that never returns (a stuck Dask close, a thread joined at exit) is cut
+    after cli.EXIT_GRACE_S, its children killed, exit 130."""
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "from miar import cli\n"
+        "cli.EXIT_GRACE_S = 1.0\n"
+        "cli._install_sigint_watchdog()\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "print(child.pid, flush=True)\n"
+        "try:\n"
+        "    time.sleep(600)\n"
+        "except KeyboardInterrupt:\n"
+        "    time.sleep(600)  # the teardown that hangs\n")
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        child = int(proc.stdout.readline())
+        t0 = time.time()
+        os.kill(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rc == 130 and time.time() - t0 < 30
+    assert "stopped hard" in proc.stderr.read()
+    time.sleep(0.3)
+    assert _alive([child]) == [], "the child outlived the hard exit"
