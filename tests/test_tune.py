@@ -145,3 +145,27 @@ def test_a_trial_asked_half_way_is_completed_as_first_drawn(sampler):
     half.ask({p.key: p.distribution() for p in space[:2]})  # killed after two of four parameters
     (frozen,) = half.trials
     assert tune._complete(half, frozen, space, settings).params == expected
+
+
+def test_a_sweep_entry_takes_the_chosen_trial_then_its_own_overrides(uninterrupted, tmp_path):
+    from miar.study.plan import load_sweep
+    _report(uninterrupted)
+    best = yaml.safe_load((uninterrupted / "smoke-best.yaml").read_text())
+    assert best["study"] == "smoke" and best["complete_trials"] == N and best["seeds"] == [1]
+    sweep = tmp_path / "tuned.yaml"
+    sweep.write_text(yaml.safe_dump({"tuned_dir": str(uninterrupted), "seeds": [1111], "runs": [
+        {"experiment": "smoke", "variant": "tuned", "tuned": "smoke"},
+        {"experiment": "smoke", "variant": "tuned_w0", "tuned": "smoke", "overrides": ["loss.weight=0"]}]}))
+    _, runs = load_sweep(str(sweep))
+    chosen = [o for o in runs[0].overrides if o != "name=smoke+tuned"]
+    assert chosen == best["overrides"] and "evaluate_test" not in " ".join(chosen)
+    assert runs[1].overrides[-1] == "loss.weight=0"  # the entry's delta applies on top of the chosen values
+    assert "weight: 0.0" in runs[1].config_yaml
+
+
+def test_a_tuned_entry_without_its_study_is_one_line(tmp_path):
+    sweep = tmp_path / "tuned.yaml"
+    sweep.write_text(yaml.safe_dump({"tuned_dir": str(tmp_path / "none"), "runs": [
+        {"experiment": "smoke", "variant": "tuned", "tuned": "smoke"}]}))
+    rc, _, err = main(["sweep", sweep, "--dry-run", "--results", tmp_path / "r"])
+    one_line(rc, err, "smoke-best.yaml", "miar tune smoke")

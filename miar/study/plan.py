@@ -10,7 +10,13 @@ A sweep is a YAML file in ``miar/experiments/sweeps/`` (or any path)::
         variant: no_contrastive    # shown as experiment "smoke+no_contrastive"
         overrides: [loss.weight=0]
         seeds: [1111]              # optional, replaces the default seeds
+      - experiment: mosi_bclf_miar
+        variant: tuned
+        tuned: mosi_std_miar       # the values miar tune chose for that study, before the entry's overrides
 
+``tuned: STUDY`` reads ``<tuned_dir>/STUDY-best.yaml`` (written by ``miar tune STUDY --report``; ``tuned_dir``
+is a sweep-level key, default ``results/tune``, relative to the working directory): the chosen trial's values
+become the first overrides, so an entry's own overrides (an ablation's delta) apply on top of them.
 A variant's config gets ``name=<experiment>+<variant>`` as its first override, so the run record names
 its experiment. Every config is resolved strictly before anything runs.
 """
@@ -27,8 +33,9 @@ from miar.paths import component, inside
 from miar.records import is_complete
 
 SWEEPS_DIR = C.EXPERIMENTS_DIR / "sweeps"
-_SWEEP_KEYS = {"notebook", "seeds", "runs", "description"}
-_ENTRY_KEYS = {"experiment", "variant", "overrides", "seeds"}
+_SWEEP_KEYS = {"notebook", "seeds", "runs", "description", "tuned_dir"}
+_ENTRY_KEYS = {"experiment", "variant", "overrides", "seeds", "tuned"}
+TUNED_DIR = "results/tune"
 _VARIANT = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -87,7 +94,22 @@ def _seeds(value, where: str) -> list[int]:
     return value
 
 
-def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = ()) -> list[Run]:
+def tuned_overrides(study: str, tuned_dir: str | Path = TUNED_DIR, where: str = "") -> list[str]:
+    """The overrides of the trial ``miar tune STUDY --report`` chose (``<tuned_dir>/STUDY-best.yaml``)."""
+    name = component(study, f"{where}: tuned" if where else "tuned")
+    path = Path(tuned_dir) / f"{name}-best.yaml"
+    if not path.is_file():
+        raise C.ConfigError(f"{path}: no such file (run the tuning first: miar tune {name} ..., then "
+                            f"miar tune {name} --report)")
+    data = C._read_yaml(path)
+    ov = data.get("overrides")
+    if not isinstance(ov, list) or not all(isinstance(o, str) for o in ov):
+        raise C.ConfigError(f"{path}: 'overrides' must be a list of 'key=value' strings")
+    return list(ov)
+
+
+def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = (),
+                tuned_dir: str | Path = TUNED_DIR) -> list[Run]:
     if not isinstance(entry, dict) or "experiment" not in entry:
         raise C.ConfigError(f"{where}: each run needs an 'experiment' key, got {entry!r}")
     unknown = set(entry) - _ENTRY_KEYS
@@ -97,6 +119,10 @@ def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = ()) -
     overrides = entry.get("overrides", [])
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise C.ConfigError(f"{where}: overrides must be a list of 'key=value' strings")
+    if "tuned" in entry:
+        if not isinstance(entry["tuned"], str):
+            raise C.ConfigError(f"{where}: tuned must be a study name, got {entry['tuned']!r}")
+        overrides = [*tuned_overrides(entry["tuned"], tuned_dir, where), *overrides]
     display = component(Path(exp).stem if Path(exp).suffix in (".yaml", ".yml") else exp, f"{where}: experiment")
     if variant is not None:
         if not isinstance(variant, str) or not _VARIANT.match(variant):
@@ -134,8 +160,11 @@ def load_sweep(name: str, overrides: tuple[str, ...] = ()) -> tuple[Path, list[R
     entries = data.get("runs")
     if not isinstance(entries, list) or not entries:
         raise C.ConfigError(f"{path}: 'runs' must be a non-empty list")
+    tuned_dir = data.get("tuned_dir", TUNED_DIR)
+    if not isinstance(tuned_dir, str):
+        raise C.ConfigError(f"{path}: tuned_dir must be a path, got {tuned_dir!r}")
     runs = [r for i, e in enumerate(entries)
-            for r in _entry_runs(e, default_seeds, f"{path}: runs[{i}]", tuple(overrides))]
+            for r in _entry_runs(e, default_seeds, f"{path}: runs[{i}]", tuple(overrides), tuned_dir)]
     seen: set[str] = set()
     for r in runs:
         if r.key in seen:

@@ -13,7 +13,8 @@ complete and re-run with the same parameters otherwise, and the finished study e
 
 ``--enqueue FILE`` adds known configurations first (:func:`miar.study.spaces.load_enqueue`; the baselines'
 published ones ship in ``miar/experiments/spaces/enqueue/``). ``--report`` prints the best trials and writes
-``DIR/<experiment>-confirm.yaml``, a sweep that runs the best configuration with N seeds and the test split.
+``DIR/<experiment>-confirm.yaml``, a sweep that runs the best configuration with N seeds and the test split, and
+``DIR/<experiment>-best.yaml``, the chosen values that a sweep entry ``tuned: <experiment>`` applies.
 ``DIR`` is ``results/tune`` by default, apart from the study's results (``miar collect`` never sees trials).
 """
 
@@ -229,7 +230,16 @@ def report(experiment: str, results: str | Path = "results/tune", storage: str |
                        "overrides": [f"{k}={fmt(v)}" for k, v in sorted(best.params.items())]}]}
     path = results / f"{name}-confirm.yaml"
     atomic_write(path, f"# {sweep['description']}\n" + yaml.safe_dump(sweep, sort_keys=False))
-    print(f"wrote {path} (miar sweep {path})")
+    best_file = results / f"{name}-best.yaml"  # what a sweep entry's `tuned: NAME` reads (miar.study.plan)
+    chosen = {"study": name, "experiment": experiment, "trial": best.number,
+              f"valid_{settings['criterion']}": float(best.value), "seeds": list(settings["seeds"]),
+              "sampler": settings["sampler"], "sampler_seed": settings["sampler_seed"],
+              "complete_trials": len(done), "trials": len(study.trials),
+              "overrides": [f"{k}={fmt(v)}" for k, v in sorted(best.params.items())]}
+    atomic_write(best_file, f"# written by miar tune {experiment} --report: the trial chosen by mean validation "
+                            f"{settings['criterion']} (the test split never evaluated)\n"
+                            + yaml.safe_dump(chosen, sort_keys=False))
+    print(f"wrote {path} (miar sweep {path}) and {best_file}")
     return 0
 
 
