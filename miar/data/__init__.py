@@ -62,12 +62,14 @@ def build_splits(cfg) -> dict[str, ModalDataset]:
         s = d.synthetic
         splits = make_synthetic(s.preset, seed=s.seed, n_train=s.n_train, n_valid=s.n_valid,
                                 n_test=s.n_test, aligned=s.aligned, seq_len=s.seq_len, noise=s.noise,
-                                strength=s.strength, shift=s.shift, dims=s.dims)
+                                strength=s.strength, shift=s.shift, dims=s.dims,
+                                warp=s.warp, interaction=s.interaction)
     elif d.source == "mosi":
         return load_mosi(data_root(d.path), split=d.split, modalities=tuple(d.modalities),
                          text_features=d.text_features, context=d.context,
                          n_valid_videos=d.n_valid_videos, valid_seed=d.valid_seed,
-                         standardize=d.standardize, text_granularity=d.text_granularity)
+                         standardize=d.standardize, text_granularity=d.text_granularity,
+                         cv=(d.cv_folds, d.cv_fold, d.cv_repeat))
     elif d.source in ("mmsa", "mult"):
         if not d.path:
             raise DataError(f"data.source={d.source} needs data.path (the pickle file)")
