@@ -113,6 +113,7 @@ class Predictions:
     preds: np.ndarray
     labels: np.ndarray
     left_out: int  # complete runs without a usable predictions.csv
+    note: str = ""  # e.g. the repeats of a cross-validated experiment left out (miar.pooled)
 
 
 def _runs(results: Path, experiment: str) -> list[Path]:
@@ -120,7 +121,17 @@ def _runs(results: Path, experiment: str) -> list[Path]:
 
 
 def load_predictions(results: str | Path, experiment: str) -> Predictions | None:
-    """The complete runs' predictions of ``experiment``, aligned by utterance id (None when none has any)."""
+    """The complete runs' predictions of ``experiment``, aligned by utterance id (None when none has any).
+    An experiment without runs of its own but with cross-validated fold records (``runs/<experiment>+r<R>f<F>``)
+    gives its pooled predictions, one row per repeat (:func:`miar.pooled.pool`)."""
+    if not _runs(Path(results), experiment):
+        from miar.pooled import pool  # lazy: miar.pooled imports miar.config
+
+        p = pool(results, experiment)
+        if p is not None:
+            from miar.pooled import note
+
+            return Predictions(experiment, p.ids, p.preds, p.labels, 0, note(p))
     frames, left_out = [], 0
     for d in _runs(Path(results), experiment):
         try:
@@ -161,6 +172,12 @@ def resolve(results: str | Path, entry) -> str:
     return min(ran, key=lambda n: scores[n]) if ran else entry["choose"][0]
 
 
+def _cross_validated(name: str) -> bool:
+    from miar.pooled import is_cv_experiment  # lazy, as above
+
+    return is_cv_experiment(name)
+
+
 def _empty_rows(family: str, a: str, b: str, note: str) -> list[dict]:
     return [{**dict.fromkeys(COLUMNS, math.nan), "family": family, "a": a, "b": b, "metric": m,
              "verdict": NOT_RUN, "note": note} for m in METRICS]
@@ -177,7 +194,7 @@ def _pair_rows(family: str, pa: Predictions, pb: Predictions, st: Settings) -> l
     dh = S.hierarchical_bootstrap(pair, st.resamples, st.seed)
     pp = S.sign_flip_test(pair, st.resamples, st.seed)
     notes = [f"{p.left_out} run(s) of {p.experiment} without predictions.csv left out" for p in (pa, pb)
-             if p.left_out]
+             if p.left_out] + [f"{p.experiment}: {p.note}" for p in (pa, pb) if p.note]
     if len(pa.preds) != len(pb.preds):
         notes.append("unequal seed counts: the side with more seeds averages over more of them")
     rows = []
@@ -226,6 +243,8 @@ def comparisons(results: str | Path, families: dict | None = None, settings: Set
                     cache[name] = load_predictions(results, name)
             pa, pb = cache[a], cache[b]
             missing = [n for n, p in ((a, pa), (b, pb)) if p is None]
+            if len(missing) == 2 and all(map(_cross_validated, missing)):
+                continue  # a cross-validated pair before its sweep ran: no rows, so earlier tables stay unchanged
             rows += (_empty_rows(family, a, b, f"no runs with predictions.csv: {', '.join(missing)}") if missing
                      else _pair_rows(family, pa, pb, st))
             if progress:

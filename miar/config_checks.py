@@ -2,7 +2,8 @@
 
 :func:`validate` checks what the types of :mod:`miar.config` cannot: ranges (epochs and patience >= 1,
 batch size >= 1, rates and weights >= 0 and finite, dropout in [0, 1), context >= 0, validation videos
-inside the bc split's 62 training videos), ``d_model`` divisible by ``n_heads``, a config ``name`` that is one
+inside the bc split's 62 training videos, or for bc_test_cv inside each fold's training videos, and a fold
+number inside the fold count), ``d_model`` divisible by ``n_heads``, a config ``name`` that is one
 plain directory name (it becomes ``runs/<name>-s<seed>`` and ``DIR/runs/<name>/``), and sizes a run could
 not hold in memory (a bound per width and on the estimated parameter and data element counts). Each failure
 is a one-line :class:`~miar.errors.ConfigError` naming the key.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # annotations only: miar.config calls validate, so this modul
     from miar import config as C
 
 BC_TRAIN_VIDEOS = 62  # the released bc-LSTM split's training videos (miar.data.mosi)
+BC_TEST_VIDEOS = 31  # and its test videos: split bc_test_cv cross-validates inside them (miar.data.cv)
 MAX_WIDTH = 8192  # d_model, proj_dim: wider than any model in the study by > 30x
 MAX_HIDDEN = 65536  # head_hidden, synthetic feature dims
 MAX_LAYERS = 64
@@ -66,8 +68,9 @@ def _data(d: C.DataConfig) -> None:
         raise ConfigError(f"data.modalities: {list(d.modalities)} must be distinct names among text, audio, vision")
     if d.source == "mosi" and d.split == "bc":
         _range("data.n_valid_videos", d.n_valid_videos, 1, BC_TRAIN_VIDEOS - 1)
-    else:
+    elif d.split != "bc_test_cv":
         _range("data.n_valid_videos", d.n_valid_videos, 1)
+    _cv(d)
     s = d.synthetic
     for k in ("n_train", "n_valid", "n_test"):
         _range(f"data.synthetic.{k}", getattr(s, k), 2, MAX_SAMPLES)
@@ -80,6 +83,24 @@ def _data(d: C.DataConfig) -> None:
         _range(f"data.synthetic.dims[{i}]", v, 1, MAX_HIDDEN)
     if d.source == "synthetic":
         _synthetic_size(s)
+
+
+def _cv(d: C.DataConfig) -> None:
+    """bc_test_cv: folds, fold, repeat and validation videos that fit the 31 bc test videos; elsewhere the cv keys
+    must stay at their defaults (a cv_fold that silently did nothing would run the wrong experiment)."""
+    if d.split != "bc_test_cv":
+        for k, v in (("cv_folds", 5), ("cv_fold", 0), ("cv_repeat", 0)):
+            if getattr(d, k) != v:
+                raise ConfigError(f"data.{k}: {getattr(d, k)!r} is only used with data.split=bc_test_cv "
+                                  f"(split is {d.split!r})")
+        return
+    if d.source != "mosi":
+        raise ConfigError(f"data.split: bc_test_cv needs data.source=mosi (source is {d.source!r})")
+    _range("data.cv_folds", d.cv_folds, 2, BC_TEST_VIDEOS // 2)
+    _range("data.cv_fold", d.cv_fold, 0, d.cv_folds - 1)
+    _range("data.cv_repeat", d.cv_repeat, 0, 2**31 - 1)
+    largest = -(-BC_TEST_VIDEOS // d.cv_folds)  # videos of the largest fold: its runs train on the fewest
+    _range("data.n_valid_videos", d.n_valid_videos, 1, BC_TEST_VIDEOS - largest - 1)
 
 
 def _synthetic_size(s: C.SyntheticConfig) -> None:

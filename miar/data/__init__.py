@@ -68,7 +68,8 @@ def build_splits(cfg) -> dict[str, ModalDataset]:
         return load_mosi(data_root(d.path), split=d.split, modalities=tuple(d.modalities),
                          text_features=d.text_features, context=d.context,
                          n_valid_videos=d.n_valid_videos, valid_seed=d.valid_seed,
-                         standardize=d.standardize, text_granularity=d.text_granularity)
+                         standardize=d.standardize, text_granularity=d.text_granularity,
+                         cv=(d.cv_folds, d.cv_fold, d.cv_repeat))
     elif d.source in ("mmsa", "mult"):
         if not d.path:
             raise DataError(f"data.source={d.source} needs data.path (the pickle file)")

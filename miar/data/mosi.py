@@ -5,7 +5,8 @@ train/valid/test ``ModalDataset``s: the bc or standard split, validation videos,
 windows of neighbouring utterances, offline text-encoder features, standardization.
 
 Leakage: the released text CNN and visual 3D-CNN features were trained with labels on the
-bc-LSTM training split, so they may only be evaluated on the bc split (``split="bc"``).
+bc-LSTM training split, so they may only be evaluated on the bc split (``split="bc"``), or cross-fitted
+inside its 31 test videos, where they are honest (``split="bc_test_cv"``, :mod:`miar.data.cv`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from miar.data.batch import MODALITIES, DataError, ModalDataset, apply_zscore, zscore_stats
+from miar.data.cv import cv_parts
 from miar.data.encoders import default_cache_dir, load_features
 from miar.data.mosi_files import (  # noqa: F401 (DIMS, base_dir, mosi_dir: re-exported)
     DIMS,
@@ -37,22 +39,30 @@ LEAK_MESSAGE = (
 )
 
 
-def split_videos(table: MosiTable, split: str, n_valid_videos: int, valid_seed: int) -> dict[str, list[str]]:
-    """Sorted video ids of train/valid/test for ``split`` ("bc" or "standard").
+def split_videos(table: MosiTable, split: str, n_valid_videos: int, valid_seed: int,
+                 cv: tuple[int, int, int] = (5, 0, 0)) -> dict[str, list[str]]:
+    """Sorted video ids of train/valid/test for ``split`` ("bc", "standard" or "bc_test_cv").
 
     For "bc" the validation videos are ``n_valid_videos`` whole videos drawn from the bc training
     videos with ``numpy.random.default_rng(valid_seed)``; the default seed keeps them fixed across
     model seeds, so every run selects checkpoints on the same held-out videos. For "standard"
-    the fixed SDK folds are used and ``n_valid_videos``/``valid_seed`` are ignored.
+    the fixed SDK folds are used and ``n_valid_videos``/``valid_seed`` are ignored. For "bc_test_cv", ``cv`` =
+    (folds, fold, repeat) picks one fold of the grouped cross-validation inside the 31 bc test videos
+    (:func:`miar.data.cv.cv_parts`; validation: ``n_valid_videos`` of the training folds' videos).
     """
     if split == "standard":
         if table.folds is None:
             raise DataError(f"{FOLDS_FILE}: missing file (needed for split='standard')")
         return {k: sorted(v) for k, v in table.folds.items()}
-    if split != "bc":
-        raise DataError(f"split must be 'bc' or 'standard', got {split!r}")
+    if split not in ("bc", "bc_test_cv"):
+        raise DataError(f"split must be 'bc', 'standard' or 'bc_test_cv', got {split!r}")
     train = sorted({v for v, p in zip(table.videos, table.bc_part) if p == "train"})
     test = sorted({v for v, p in zip(table.videos, table.bc_part) if p == "test"})
+    if split == "bc_test_cv":
+        try:
+            return cv_parts(test, cv[0], cv[1], cv[2], n_valid_videos, valid_seed)
+        except ValueError as e:
+            raise DataError(f"split='bc_test_cv': {e}") from None
     if not 1 <= n_valid_videos < len(train):
         raise DataError(f"data.n_valid_videos: {n_valid_videos} is outside [1, {len(train) - 1}] "
                         f"(the bc split has {len(train)} training videos)")
@@ -146,17 +156,18 @@ def check_args(split: str, modalities, text_features: str, context: int, granula
 def load_mosi(root=None, *, split: str = "bc", modalities=("text", "audio", "vision"),
               text_features: str = "cnn", context: int = 0, n_valid_videos: int = 10, valid_seed: int = 0,
               standardize: bool = True, cache_dir=None, text_granularity: str = "utterance",
-              ) -> dict[str, ModalDataset]:
+              cv: tuple[int, int, int] = (5, 0, 0)) -> dict[str, ModalDataset]:
     """CMU-MOSI as train/valid/test ``ModalDataset``s; samples ordered by (video, utterance index).
 
     ``context`` neighbours of the same video on each side give windows of T = 2*context+1 steps
     (``target`` marks the centre; features only, never neighbours' labels). With ``standardize``
-    every modality is z-scored with training-split statistics. See the module docstring on leakage.
+    every modality is z-scored with training-split statistics. See the module docstring on leakage;
+    ``cv`` = (folds, fold, repeat) for ``split="bc_test_cv"`` (see :func:`split_videos`).
     """
     check_args(split, tuple(modalities), text_features, context, text_granularity)
     modalities = tuple(m for m in MODALITIES if m in modalities)  # fixed order
     table = read_mosi(root)
-    rows = {k: split_rows(table, v) for k, v in split_videos(table, split, n_valid_videos, valid_seed).items()}
+    rows = {k: split_rows(table, v) for k, v in split_videos(table, split, n_valid_videos, valid_seed, cv).items()}
     feats = {m: table.features[m] for m in modalities}
     tokens = None
     if "text" in modalities and text_features != "cnn":

@@ -16,7 +16,10 @@ atomically:
   alignment numbers (``align_*``) where the runs have them; ``"comparisons"``: the rows of comparisons.csv;
 - ``DIR/tables/comparisons.csv``: every comparison declared in ``miar/experiments/comparisons.yaml``, one row
   per (family, A, B, metric), with test-video bootstrap intervals, permutation and equivalence tests, Holm
-  correction, power and the verdict (:mod:`miar.comparisons`; runs without ``predictions.csv`` are left out).
+  correction, power and the verdict (:mod:`miar.comparisons`; runs without ``predictions.csv`` are left out);
+- only when cross-validated fold records exist (``data.split: bc_test_cv``, the sweep ``legacy``):
+  ``DIR/tables/legacy_cv.csv`` and ``summary.json``'s ``"legacy_cv"``: each repeat's folds pooled into one
+  prediction per test utterance, its metrics per repeat and their mean (:mod:`miar.pooled`).
 
 Before writing, every executed notebook ``DIR/notebooks/<experiment>/<run>.ipynb`` that has a complete run record
 is cross-checked: its papermill parameters (``metadata.papermill.parameters``) must resolve, through
@@ -37,6 +40,7 @@ from tqdm import tqdm
 from miar import config as C
 from miar.comparisons import comparisons, load_families
 from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
+from miar.pooled import PoolError, collect_pooled
 from miar.records import RecordError, csv_text, is_complete
 from miar.staged import write_together
 from miar.study.integrity import check_record
@@ -188,6 +192,13 @@ def collect(results: str | Path = "results") -> dict:
     summary = _nan_to_none(summarize(rows))
     tables = {"runs.csv": csv_text(rows), "summary.csv": csv_text(summary_rows(summary)),
               "mmsa_names.csv": csv_text(mmsa_name_rows())}
+    try:
+        legacy_rows, legacy = collect_pooled(results)
+    except PoolError as e:
+        raise CollectError(str(e)) from None
+    if legacy_rows:  # absent before the legacy sweep has run, so earlier results collect byte-identically
+        tables["legacy_cv.csv"] = csv_text(legacy_rows)
+        summary["legacy_cv"] = _nan_to_none(legacy)
     comps = _comparisons(results)
     summary["comparisons"] = _nan_to_none(comps)
     tables["comparisons.csv"] = csv_text(comps)

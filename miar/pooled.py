@@ -1,0 +1,205 @@
+"""The folds of a cross-validated experiment pooled into one prediction per test utterance (the legacy table).
+
+An experiment with ``data.split: bc_test_cv`` (:mod:`miar.data.cv`) runs as one record per fold and repeat,
+``runs/<experiment>+r<R>f<F>/<run>/`` (the sweep ``legacy``). Each record predicts only its fold's test videos;
+pooling the ``k`` folds of repeat R gives one prediction for each of the 752 bc test utterances. The repeat and
+fold are read from each record's ``config.yaml`` (and must agree with the directory name).
+
+- :func:`pool_repeat` joins one repeat's folds and refuses, with a one-line :class:`PoolError`, a missing or
+  duplicated fold, folds of different fold counts, two folds predicting one utterance, or labels that disagree.
+- :func:`pool` pools every repeat of an experiment; all repeats must cover the same utterances (the same
+  videos, dealt differently). A repeat with missing folds (a sweep still running) is left out and named in
+  ``incomplete``; with ``strict`` it is refused.
+- :func:`collect_pooled` gives ``miar collect`` its ``tables/legacy_cv.csv`` rows (the MMSA metrics of each
+  repeat's pooled predictions and their mean over repeats) and ``summary.json``'s ``legacy_cv``.
+
+The comparisons family ``legacy_cv`` (:mod:`miar.comparisons`) reads :func:`pool` as an experiment whose
+"seeds" are the repeats: each utterance's prediction is averaged over the repeats, test videos resampled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from miar import config as C
+from miar.metrics import METRICS, compute_all, summarize_seeds
+from miar.records import is_complete
+from miar.stats import video_of
+
+SPLIT = "bc_test_cv"
+FOLD_DIR = re.compile(r"^(?P<experiment>.+)\+r(?P<repeat>\d+)f(?P<fold>\d+)$")  # runs/<experiment>+r<R>f<F>
+
+
+class PoolError(ValueError):
+    """Fold records that cannot be pooled into one prediction per test utterance."""
+
+
+@dataclass(frozen=True)
+class FoldRun:
+    """One fold's record: where it is, its repeat, fold and fold count, its test predictions (indexed by id)."""
+
+    run_dir: Path
+    repeat: int
+    fold: int
+    folds: int
+    seed: int
+    predictions: pd.DataFrame  # index id; columns pred, label
+    wall_time_s: float
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Pooled predictions: ``preds`` (R, N), one row per complete repeat (``repeats``), ``ids`` sorted."""
+
+    experiment: str
+    ids: tuple[str, ...]
+    preds: np.ndarray
+    labels: np.ndarray
+    repeats: tuple[int, ...]
+    seeds: tuple[tuple[int, ...], ...]  # the seeds of each repeat's fold runs
+    wall_time_s: tuple[float, ...]  # per repeat, summed over its folds
+    incomplete: dict[int, str] = field(default_factory=dict)  # repeat -> why it was left out
+
+
+def _data_key(cfg: dict, key: str):
+    """A data key of a record's config.yaml; an OPTIONAL key at its default is absent from the dump."""
+    return cfg.get("data", {}).get(key, getattr(C.DataConfig(), key))
+
+
+def read_fold(run_dir: Path) -> FoldRun:
+    """One complete fold record; a record that is not a bc_test_cv fold, or whose directory names another
+    fold, is refused."""
+    m = FOLD_DIR.match(run_dir.parent.name)
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        env = json.loads((run_dir / "env.json").read_text())
+        pred = pd.read_csv(run_dir / "predictions.csv", dtype={"id": str})
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise PoolError(f"{run_dir}: cannot read the fold record ({str(e).splitlines()[0]})") from None
+    if _data_key(cfg, "split") != SPLIT:
+        raise PoolError(f"{run_dir}: data.split is {_data_key(cfg, 'split')!r}, not {SPLIT}: not a fold record")
+    repeat, fold, folds = (int(_data_key(cfg, k)) for k in ("cv_repeat", "cv_fold", "cv_folds"))
+    if m is None or (int(m["repeat"]), int(m["fold"])) != (repeat, fold):
+        raise PoolError(f"{run_dir}: its config is repeat {repeat} fold {fold}, its directory "
+                        f"{run_dir.parent.name!r} says otherwise (expected <experiment>+r{repeat}f{fold})")
+    if not {"id", "pred", "label"} <= set(pred.columns) or pred.empty or pred["id"].duplicated().any():
+        raise PoolError(f"{run_dir / 'predictions.csv'}: needs id, pred, label columns and one row per utterance")
+    return FoldRun(run_dir, repeat, fold, folds, int(cfg.get("seed", -1)),
+                   pred.set_index("id")[["pred", "label"]], float(env.get("wall_time_s") or 0.0))
+
+
+def fold_runs(results: str | Path, experiment: str) -> list[FoldRun]:
+    """Every complete fold record of ``experiment`` under ``results/runs/<experiment>+r<R>f<F>/``."""
+    dirs = sorted(d for d in (Path(results) / "runs").glob(f"{glob_escape(experiment)}+r*f*/*")
+                  if d.is_dir() and is_complete(d) and (m := FOLD_DIR.match(d.parent.name))
+                  and m["experiment"] == experiment)
+    return [read_fold(d) for d in dirs]
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def pool_repeat(runs: list[FoldRun]) -> pd.DataFrame:
+    """One repeat's folds joined: predictions and labels indexed by id, sorted (PoolError on any gap or overlap)."""
+    if not runs:
+        raise PoolError("pool_repeat: no fold records")
+    where = f"{runs[0].run_dir.parent.name.rsplit('+', 1)[0]} repeat {runs[0].repeat}"
+    ks = {r.folds for r in runs}
+    if len(ks) != 1 or len({r.repeat for r in runs}) != 1:
+        raise PoolError(f"{where}: fold records of different fold counts {sorted(ks)} or repeats")
+    k = ks.pop()
+    seen: dict[int, Path] = {}
+    for r in runs:
+        if r.fold in seen:
+            raise PoolError(f"{where}: fold {r.fold} twice ({seen[r.fold]} and {r.run_dir}); keep one")
+        seen[r.fold] = r.run_dir
+    missing = sorted(set(range(k)) - set(seen))
+    if missing:
+        raise PoolError(f"{where}: fold(s) {', '.join(map(str, missing))} of {k} missing")
+    joined = pd.concat([r.predictions for r in sorted(runs, key=lambda r: r.fold)])
+    dup = joined.index[joined.index.duplicated()]
+    if len(dup):
+        raise PoolError(f"{where}: utterance {dup[0]} is predicted by two folds: the folds overlap")
+    return joined.sort_index()
+
+
+def pool(results: str | Path, experiment: str, strict: bool = False) -> Pooled | None:
+    """Every repeat of ``experiment`` pooled (None when it has no fold records); see the module docstring."""
+    runs = fold_runs(results, experiment)
+    if not runs:
+        return None
+    frames, incomplete = {}, {}
+    for rep in sorted({r.repeat for r in runs}):
+        mine = [r for r in runs if r.repeat == rep]
+        try:
+            frames[rep] = pool_repeat(mine)
+        except PoolError as e:
+            if strict or "missing" not in str(e):
+                raise
+            incomplete[rep] = str(e).split(": ", 1)[1]
+    if not frames:
+        raise PoolError(f"{experiment}: no complete repeat ({'; '.join(f'{r}: {w}' for r, w in incomplete.items())})")
+    first = next(iter(frames.values()))
+    for rep, f in frames.items():
+        if not f.index.equals(first.index):
+            raise PoolError(f"{experiment}: repeat {rep} covers other utterances than repeat {min(frames)}")
+        if not np.allclose(f["label"].to_numpy(), first["label"].to_numpy(), rtol=0, atol=1e-6):
+            raise PoolError(f"{experiment}: repeat {rep}'s labels differ from repeat {min(frames)}'s")
+    reps = tuple(frames)
+    return Pooled(experiment, tuple(first.index), np.stack([frames[r]["pred"].to_numpy(np.float64) for r in reps]),
+                  first["label"].to_numpy(np.float64), reps,
+                  tuple(tuple(sorted({x.seed for x in runs if x.repeat == r})) for r in reps),
+                  tuple(sum(x.wall_time_s for x in runs if x.repeat == r) for r in reps), incomplete)
+
+
+def cv_experiments(results: str | Path) -> list[str]:
+    """Names of the experiments with fold records under ``results/runs``."""
+    names = {m["experiment"] for d in (Path(results) / "runs").glob("*+r*f*") if (m := FOLD_DIR.match(d.name))}
+    return sorted(names)
+
+
+def is_cv_experiment(name: str) -> bool:
+    """Whether ``name`` is an experiment of miar/experiments/ that runs as bc_test_cv folds."""
+    try:
+        return C.load(name).data.split == SPLIT
+    except C.ConfigError:
+        return False
+
+
+def note(p: Pooled) -> str:
+    return "; ".join(f"repeat {r} left out ({why})" for r, why in p.incomplete.items())
+
+
+def collect_pooled(results: str | Path) -> tuple[list[dict], dict]:
+    """legacy_cv.csv rows (one per experiment and repeat, then its ``mean`` over repeats) and summary.json's
+    ``legacy_cv`` (experiment -> n_repeats, repeats, metrics: {mean, std, ci95, per_repeat})."""
+    rows, summary = [], {}
+    for name in cv_experiments(results):
+        p = pool(results, name)
+        per = [compute_all(pred, p.labels) for pred in p.preds]
+        n_videos = len({video_of(i) for i in p.ids})
+        for rep, seeds, wall, m in zip(p.repeats, p.seeds, p.wall_time_s, per):
+            rows.append({"experiment": name, "repeat": rep, "seeds": " ".join(map(str, seeds)),
+                         "n_utterances": len(p.ids), "n_videos": n_videos, "wall_time_s": round(wall, 3),
+                         **{k: m[k] for k in METRICS}, "note": ""})
+        stats = {k: summarize_seeds([m[k] for m in per]) for k in METRICS}
+        rows.append({"experiment": name, "repeat": "mean", "seeds": "", "n_utterances": len(p.ids),
+                     "n_videos": n_videos, "wall_time_s": round(sum(p.wall_time_s), 3),
+                     **{k: stats[k]["mean"] for k in METRICS}, "note": note(p)})
+        summary[name] = {"n_repeats": len(p.repeats), "repeats": list(p.repeats), "n_utterances": len(p.ids),
+                         "metrics": {k: {"mean": s["mean"], "std": s["std"], "ci95": list(s["ci95"]),
+                                         "per_repeat": [m[k] for m in per]} for k, s in stats.items()},
+                         "note": note(p)}
+    return rows, summary
+
+
+__all__ = ["FoldRun", "PoolError", "Pooled", "collect_pooled", "cv_experiments", "fold_runs", "is_cv_experiment",
+           "pool", "pool_repeat", "read_fold"]
