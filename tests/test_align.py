@@ -18,13 +18,20 @@ def test_align_then_collect(tmp_path, tiny_cfg):
     numbers = json.loads((run / "alignment.json").read_text())
     assert 0 <= numbers["tokens"]["modality_gap"] <= 2 ** 0.5 + 1e-6
     assert (run / "alignment_tokens.png").is_file()
+    proj = numbers["projected"]  # where the contrastive loss acts: the head's projections of the modality tokens
+    assert proj["acts_on"] == "tokens" and proj["groups"] == ["text", "audio", "vision"]
+    assert proj["loss_pairs"] == ["text|audio", "text|vision", "audio|vision"]
+    assert 0 <= proj["modality_gap"] <= 2 and (run / "alignment_projected.png").is_file()
     assert (results / "notebooks" / "smoke" / "alignment.ipynb").is_file()
     summary = collect(results)
     extra = summary["experiments"]["smoke"]["extra"]
     assert extra["align_tokens_modality_gap"]["mean"] == numbers["tokens"]["modality_gap"]
+    assert extra["align_projected_modality_gap"]["mean"] == proj["modality_gap"]
+    assert extra["align_projected_silhouette_polarity"]["mean"] == proj["silhouette_polarity"]["mean"]
     assert {"gate_text", "gate_fused", "valid_mae"} <= set(extra)
     row = next(csv.DictReader(open(results / "tables" / "runs.csv")))
     assert float(row["align_tokens_modality_gap"]) == numbers["tokens"]["modality_gap"]
+    assert float(row["align_projected_modality_gap"]) == proj["modality_gap"]
     names = {r["mmsa"]: r for r in csv.DictReader(open(results / "tables" / "mmsa_names.csv"))}
     assert set(names) == {"Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7",
                           "MAE", "Corr"}

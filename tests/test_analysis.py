@@ -116,3 +116,72 @@ def test_headline_picks_the_three_numbers_per_kind():
     assert list(h) == [f"{k} {n}" for k in ("tokens", "features")
                        for n in ("modality_gap", "silhouette_modality", "silhouette_polarity")]
     assert h["tokens silhouette_polarity"] == s["silhouette_polarity"]["mean"]
+
+
+# ----------------------------------------------------------------------------- projected: where the loss acts
+
+def _trainer(cfg):
+    from miar.data import build_splits
+    from miar.train import Trainer
+
+    splits = build_splits(cfg)
+    return Trainer(cfg, splits["train"].dims, len(splits["train"]), torch.device("cpu")), splits["test"]
+
+
+@pytest.mark.parametrize("delta", [{}, {"model": {"contrast_on": "pooled"},
+                                       "loss": {"pairs": "all", "contrastive": "supcon"}}])
+def test_projected_are_the_loss_inputs(tiny_cfg, delta):
+    """Recomputing the contrastive loss from the returned projections gives the trainer's term on the same batch."""
+    from miar import config as C
+    from miar.data import iterate
+    from miar.losses import contrastive_loss
+    from miar.model import contrastive_pairs
+
+    cfg = C.merge(tiny_cfg, delta)
+    trainer, ds = _trainer(cfg)
+    model = trainer.model.eval()
+    vectors = A.model_outputs(model, ds, batch_size=len(ds))  # one batch: the loss's in-batch negatives
+    batch = next(iterate(ds, len(ds)))
+    with torch.no_grad():
+        out = model(batch)
+        _, terms = trainer.loss(out, batch.y)
+    assert vectors.acts_on == cfg.model.contrast_on
+    assert list(vectors.projected) == list(out.embeddings)
+    for k, v in vectors.projected.items():
+        assert v.shape == (len(ds), cfg.model.proj_dim)
+        np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)  # unit rows, as the loss makes them
+    with torch.no_grad():  # the head applied directly to its input
+        head_in = (out.tokens if cfg.model.contrast_on == "tokens"
+                   else torch.stack([out.features[m] for m in vectors.projected], 1))  # (B, K, d)
+        direct = torch.nn.functional.normalize(model.contrast(head_in), dim=-1)  # (B, K, p)
+    for i, v in enumerate(vectors.projected.values()):
+        np.testing.assert_allclose(v, direct[:, i].numpy(), atol=1e-6)
+    pairs = contrastive_pairs(tuple(vectors.projected), cfg.loss.pairs)
+    emb = {k: torch.from_numpy(v).float() for k, v in vectors.projected.items()}
+    with torch.no_grad():
+        again, _ = contrastive_loss(emb, pairs, trainer.temp, cfg.loss.contrastive, labels=batch.y)
+    assert float(again) == pytest.approx(float(terms["contrastive"]), rel=1e-5, abs=1e-6)
+    numbers = A.alignment_numbers(vectors, cfg.loss.pairs)
+    assert list(numbers) == list(A.KINDS)
+    used = list(dict.fromkeys(k for p in pairs for k in p))
+    assert numbers["projected"]["groups"] == [k for k in vectors.projected if k in used]
+    assert numbers["projected"]["acts_on"] == cfg.model.contrast_on
+    assert numbers["projected"]["loss_pairs"] == [f"{a}|{b}" for a, b in pairs]
+    assert 0 <= numbers["projected"]["modality_gap"] <= 2
+    if cfg.model.contrast_on == "tokens" and cfg.loss.pairs == "modal":  # the fused token is not contrasted
+        assert numbers["projected"]["groups"] == ["text", "audio", "vision"]
+        assert "fused" in numbers["tokens"]["groups"]
+
+
+@pytest.mark.parametrize("name", ["text_only", "early_fusion"])
+def test_no_projected_group_without_a_contrastive_head(tiny_cfg, name):
+    from miar import config as C
+
+    cfg = C.merge(tiny_cfg, {"model": {"name": name}})
+    trainer, ds = _trainer(cfg)
+    vectors = A.model_outputs(trainer.model, ds)
+    assert vectors.projected == {} and vectors.acts_on is None
+    numbers = A.alignment_numbers(vectors, cfg.loss.pairs)
+    assert "projected" not in numbers and set(numbers) == {"tokens", "features"}
+    assert "projected" not in A.vector_groups(vectors, cfg.loss.pairs)
+    assert not any(k.startswith("projected") for k in A.headline(numbers))

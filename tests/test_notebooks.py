@@ -71,10 +71,12 @@ def test_wrong_parameter_type_fails(tmp_path):
 def test_alignment_defaults_write_numbers_and_figures(tmp_path):
     _run("alignment", tmp_path, out_dir=str(tmp_path / "align"))
     numbers = json.loads((tmp_path / "align" / "alignment.json").read_text())
-    assert set(numbers) == {"run_dir", "split", "tokens", "features"}
+    assert set(numbers) == {"run_dir", "split", "tokens", "features", "projected"}
     assert numbers["tokens"]["groups"] == ["text", "audio", "vision", "fused"]
     assert numbers["features"]["groups"] == ["text", "audio", "vision"]
-    for kind in ("tokens", "features"):
+    assert numbers["projected"]["groups"] == ["text", "audio", "vision"]  # the loss pairs the modality tokens
+    assert numbers["projected"]["acts_on"] == "tokens"
+    for kind in ("tokens", "features", "projected"):
         assert {"modality_gap", "pairwise_gap", "silhouette_modality", "silhouette_polarity"} <= set(numbers[kind])
         assert 0 <= numbers[kind]["modality_gap"] <= 2
         assert (tmp_path / "align" / f"alignment_{kind}.png").stat().st_size > 1000

@@ -258,6 +258,46 @@ def test_extras_alignment_gate_bench_notebooks_env(tmp_path):
     assert R.staleness(tmp_path) == [f"runs.csv lists `{R.MAIN}/s1111` but its run record is missing"]
 
 
+
+def test_projected_gap_beside_the_token_gap_and_old_alignment_files_still_collect(tmp_path):
+    import pandas as pd
+
+    from miar.report.alignment import loss_site_sentence, projected_gap_table
+
+    exps = {R.MAIN: 0.5, f"{R.MAIN}+no_contrastive": 0.6}
+    write_fake_results(tmp_path, exps, extras=True)  # alignment.json as before: tokens and features only
+    before = json.loads((tmp_path / "summary.json").read_text())["experiments"]
+    assert "align_projected" not in (tmp_path / "tables" / "runs.csv").read_text()
+    assert projected_gap_table(R.alignment_frame(tmp_path)).empty
+    for seed in SEEDS:  # MIAR's runs analysed again, now with the projected block; the other experiment's stay old
+        a = tmp_path / "runs" / R.MAIN / f"s{seed}" / "alignment.json"
+        data = json.loads(a.read_text())
+        data["projected"] = {**data["tokens"], "modality_gap": 0.1 * (seed - 1110), "acts_on": "tokens",
+                             "loss_pairs": ["text|audio"]}
+        a.write_text(json.dumps(data))
+    after = collect(tmp_path)["experiments"]
+    assert after[R.MAIN]["extra"]["align_projected_modality_gap"]["mean"] == pytest.approx(0.2)
+    assert after[R.MAIN]["extra"]["align_projected_modality_gap"]["n"] == len(SEEDS)
+    assert not any("projected" in k for k in after[f"{R.MAIN}+no_contrastive"]["extra"])  # absent, not an error
+    for exp in exps:  # the existing numbers are untouched
+        old = {k: v for k, v in before[exp]["extra"].items() if k.startswith("align_")}
+        assert old and all(after[exp]["extra"][k] == v for k, v in old.items())
+    runs = pd.read_csv(tmp_path / "tables" / "runs.csv")
+    assert runs.loc[runs["experiment"] != R.MAIN, "align_projected_modality_gap"].isna().all()
+    assert runs.loc[runs["experiment"] == R.MAIN, "align_projected_modality_gap"].tolist() == pytest.approx([.1, .2, .3])
+    align = R.alignment_frame(tmp_path)
+    assert len(align) == 2 * 2 * len(SEEDS) + len(SEEDS)  # tokens/features everywhere, projected for MIAR
+    assert set(align.loc[align["kind"] == "projected", "acts_on"]) == {"tokens"}
+    table = projected_gap_table(align)
+    tok = align.loc[(align["experiment"] == R.MAIN) & (align["kind"] == "tokens"), "modality_gap"]
+    assert table.to_dict("records") == [{
+        "Experiment": f"`{R.MAIN}`", "Loss acts on": "tokens", "Contrastive weight": "0.1", "Runs": len(SEEDS),
+        "Token gap": f"{tok.mean():.3f} ± {tok.std(ddof=0):.3f}",
+        "Projected gap": f"{0.2:.3f} ± {np.std([0.1, 0.2, 0.3]):.3f}"}]
+    sentence = loss_site_sentence(align)
+    assert "the feature tokens after the interaction (`model.contrast_on=tokens`)" in sentence
+
+
 def test_every_inferred_config_key_is_in_the_specification_table():
     keys = R.inferred_keys()
     assert "model.token_scheme" in keys and "loss.weight" in keys

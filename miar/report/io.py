@@ -80,8 +80,10 @@ def prediction_metric(results: str | Path, experiment: str, metric: str) -> dict
 
 
 def alignment_frame(results: str | Path) -> pd.DataFrame:
-    """Every ``alignment.json`` (under ``runs/`` or ``alignment/``): one row per run and kind (tokens/features)."""
-    cols = ["experiment", "run", "kind", "modality_gap", "silhouette_modality", "silhouette_polarity", "path"]
+    """Every ``alignment.json`` (under ``runs/`` or ``alignment/``): one row per run and kind (tokens, features, and
+    projected where the file has it: the contrastive head's embeddings; ``acts_on`` says what the head projects)."""
+    cols = ["experiment", "run", "kind", "modality_gap", "silhouette_modality", "silhouette_polarity", "path",
+            "acts_on"]
     rows, seen = [], set()
     for p in sorted([*Path(results).glob("runs/*/*/alignment.json"), *Path(results).glob("alignment/*/*/alignment.json")]):
         key = (p.parent.parent.name, p.parent.name)
@@ -89,13 +91,13 @@ def alignment_frame(results: str | Path) -> pd.DataFrame:
             continue
         seen.add(key)
         data = json.loads(p.read_text())
-        for kind in ("tokens", "features"):
+        for kind in ("tokens", "features", *(("projected",) if "projected" in data else ())):
             s = data.get(kind) or {}
             pol = s.get("silhouette_polarity")
             rows.append({"experiment": key[0], "run": key[1], "kind": kind, "modality_gap": s.get("modality_gap"),
                          "silhouette_modality": s.get("silhouette_modality"),
                          "silhouette_polarity": pol.get("mean") if isinstance(pol, dict) else pol,
-                         "path": str(p)})
+                         "path": str(p), "acts_on": s.get("acts_on")})
     df = pd.DataFrame(rows, columns=cols)
     for c in cols[3:6]:
         df[c] = pd.to_numeric(df[c], errors="coerce")

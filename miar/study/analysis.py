@@ -9,7 +9,11 @@ Every number is a pure function of arrays, so it can be tested on hand-made poin
   its group, so 1 = the groups are separate clusters (unaligned) and ~0 = mixed (aligned); by polarity, within one
   group the label is ``y >= 0``, so higher = sentiment is more separable.
 
-A "group" is a modality's pooled features before interaction or one feature token (``text``, ..., ``fused``).
+A "group" is a modality's pooled features before interaction, one feature token (``text``, ..., ``fused``) or,
+for a model with a contrastive head (MIAR), one of the embeddings the contrastive loss compares: the head's
+projection of a token (``model.contrast_on=tokens``) or of a pooled feature (``pooled``), L2-normalised as the
+loss normalises it, and only those the loss pairs (``loss.pairs``). alignment.json holds one block per kind of
+group (:data:`KINDS`); ``projected`` only for models with a contrastive head.
 Torch and matplotlib are imported inside the few functions that need them.
 """
 
@@ -18,8 +22,11 @@ from __future__ import annotations
 import math
 from itertools import combinations
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+KINDS = ("tokens", "features", "projected")  # alignment.json's blocks; projected: models with a contrastive head
 
 # ----------------------------------------------------------------------------- numbers
 
@@ -92,9 +99,9 @@ def alignment_summary(groups: dict[str, np.ndarray], y: np.ndarray) -> dict:
 
 
 def headline(numbers: dict) -> dict:
-    """The three headline numbers of each kind (``tokens``, ``features``) of one run's alignment numbers."""
+    """The three headline numbers of each kind (:data:`KINDS`) in one run's alignment numbers."""
     return {f"{kind} {key}": (numbers[kind][key]["mean"] if key == "silhouette_polarity" else numbers[kind][key])
-            for kind in ("tokens", "features") if kind in numbers
+            for kind in KINDS if kind in numbers
             for key in ("modality_gap", "silhouette_modality", "silhouette_polarity")}
 
 
@@ -181,14 +188,29 @@ def load_run(run_dir: str | Path, split: str = "test"):
     return cfg, splits[split], model.eval()
 
 
-def model_outputs(model, ds, batch_size: int = 256):
-    """Tokens (name -> (N, d)), pre-interaction features (modality -> (N, d)) and labels (N,) of ``ds``."""
+class ModelVectors(NamedTuple):
+    """What :func:`model_outputs` returns for one split (N samples)."""
+
+    tokens: dict[str, np.ndarray]  # token name -> (N, d); {} for a model without tokens
+    features: dict[str, np.ndarray]  # modality -> (N, d): pooled, before interaction
+    y: np.ndarray  # (N,) labels
+    projected: dict[str, np.ndarray]  # embedding name -> (N, p), unit rows; {} without a contrastive head
+    acts_on: str | None  # what the contrastive head projects: "tokens" or "pooled"; None without one
+
+
+def model_outputs(model, ds, batch_size: int = 256) -> ModelVectors:
+    """Tokens, pre-interaction features, labels and the contrastive embeddings of ``ds``, in eval mode.
+
+    ``projected`` is every embedding the model hands the contrastive loss (``ModelOutput.embeddings``), cast to
+    float and L2-normalised along the last axis with ``F.normalize``, as ``miar.losses`` does before its logits."""
     import torch
+    import torch.nn.functional as F
 
     from miar.data import iterate
 
     toks: dict[str, list] = {}
     feats: dict[str, list] = {}
+    proj: dict[str, list] = {}
     model.eval()
     with torch.no_grad():
         for batch in iterate(ds, batch_size):
@@ -198,8 +220,41 @@ def model_outputs(model, ds, batch_size: int = 256):
                     toks.setdefault(name, []).append(out.tokens[:, i].float().numpy())  # (B, d)
             for m, f in out.features.items():
                 feats.setdefault(m, []).append(f.float().numpy())  # (B, d)
+            for k, e in out.embeddings.items():
+                proj.setdefault(k, []).append(F.normalize(e.float(), dim=-1).numpy())  # (B, p), unit rows
     cat = lambda d: {k: np.concatenate(v) for k, v in d.items()}  # noqa: E731
-    return cat(toks), cat(feats), ds.y.numpy().astype(np.float64)
+    acts_on = getattr(model, "contrast_on", None) if proj else None
+    return ModelVectors(cat(toks), cat(feats), ds.y.numpy().astype(np.float64), cat(proj), acts_on)
+
+
+def loss_groups(projected: dict[str, np.ndarray], pairs: str) -> dict[str, np.ndarray]:
+    """The projected groups that the contrastive loss pairs (``loss.pairs``, :func:`miar.model.contrastive_pairs`),
+    in their order: with ``modal`` the fused token's projection is left out, as the loss leaves it out."""
+    from miar.model import contrastive_pairs
+
+    used = {k for pair in contrastive_pairs(tuple(projected), pairs) for k in pair}
+    return {k: v for k, v in projected.items() if k in used}
+
+
+def vector_groups(vectors: ModelVectors, pairs: str) -> dict[str, dict[str, np.ndarray]]:
+    """Kind (:data:`KINDS`) -> groups: the tokens, the features and, with a contrastive head, the projected
+    groups the loss pairs (``pairs``: the run's ``loss.pairs``)."""
+    out = {"tokens": vectors.tokens, "features": vectors.features}
+    if vectors.projected:
+        out["projected"] = loss_groups(vectors.projected, pairs)
+    return out
+
+
+def alignment_numbers(vectors: ModelVectors, pairs: str) -> dict:
+    """alignment.json's blocks: :func:`alignment_summary` of each kind of :func:`vector_groups`; the
+    ``projected`` block also says what the head projects (``acts_on``) and which pairs the loss compares."""
+    out = {kind: alignment_summary(groups, vectors.y) for kind, groups in vector_groups(vectors, pairs).items()}
+    if "projected" in out:
+        from miar.model import contrastive_pairs
+
+        out["projected"].update(acts_on=vectors.acts_on, loss_pairs=[
+            f"{a}|{b}" for a, b in contrastive_pairs(tuple(vectors.projected), pairs)])
+    return out
 
 
 # ----------------------------------------------------------------------------- t-SNE and plots
@@ -244,4 +299,5 @@ def plot_tsne(groups: dict[str, np.ndarray], y: np.ndarray, title: str, seed: in
 
 __all__ = ["l2_normalize", "centroid_gap", "pairwise_gaps", "modality_gap", "silhouette", "silhouette_by_group",
            "silhouette_by_polarity", "alignment_summary", "headline", "json_ready", "pool_raw", "random_project",
-           "feature_stats", "load_run", "model_outputs", "subsample", "tsne_2d", "plot_tsne", "stack_groups"]
+           "feature_stats", "load_run", "model_outputs", "subsample", "tsne_2d", "plot_tsne", "stack_groups",
+           "KINDS", "ModelVectors", "loss_groups", "vector_groups", "alignment_numbers"]

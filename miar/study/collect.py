@@ -110,7 +110,8 @@ def run_row(run_dir: Path) -> dict:
     align = run_dir / "alignment.json"
     if align.is_file():
         numbers = json.loads(align.read_text())
-        for kind in ("tokens", "features"):
+        kinds = ("tokens", "features", "projected") if "projected" in numbers else ("tokens", "features")
+        for kind in kinds:  # projected: a contrastive head's embeddings; files from before it lack the block
             for key in ("modality_gap", "silhouette_modality", "silhouette_polarity"):
                 v = numbers.get(kind, {}).get(key)
                 row[f"align_{kind}_{key}"] = v["mean"] if isinstance(v, dict) else v
