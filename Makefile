@@ -72,10 +72,18 @@ tune: setup $(FEATURES)  ## the tuning studies -> results/tune/ (Optuna SQLite +
 	  $(VENV)/bin/miar tune mosi_std_$$m --trials $(TUNE_TRIALS) --seeds $(TUNE_SEEDS) --workers 2 \
 	    $$(test -f $$q && echo --enqueue $$q) || exit $$?; done
 
+# The redesigned study (issue 15), in order: the tuning studies, each model's chosen configuration
+# (results/tune/<study>-best.yaml), the primary table (leak-free, both splits, 10 seeds), the ablations, the legacy
+# features cross-fitted inside the bc test videos, the synthetic truths; then the alignment analysis and the tables.
+# Every step skips what is complete, so an interrupted study resumes where it stopped.
+STUDY_SWEEPS := primary ablations legacy synthetic
 study: setup $(MPNET)  ## run the study's missing runs (complete runs are skipped), its alignment, tables
 	@test -f "$(MIAR_DATA)/CMU-MOSI/text_train0.csv" || { echo "real CMU-MOSI data not found at $(MIAR_DATA); set MIAR_DATA (see README)"; exit 2; }
-	@if $(VENV)/bin/miar sweep study --dry-run | grep -E "^  (new|incomplete|changed)" >/dev/null; then \
-	  $(MAKE) $(FEATURES) && $(VENV)/bin/miar sweep study --workers 2; fi
+	$(MAKE) tune
+	@for m in $(TUNED_MODELS); do $(VENV)/bin/miar tune mosi_std_$$m --report >/dev/null || exit $$?; done
+	@for s in $(STUDY_SWEEPS); do \
+	  if $(VENV)/bin/miar sweep $$s --dry-run | grep -E "^  (new|incomplete|changed)" >/dev/null; then \
+	    $(MAKE) $(FEATURES) && $(VENV)/bin/miar sweep $$s --workers 2 || exit $$?; fi; done
 	$(VENV)/bin/miar align
 	$(VENV)/bin/miar collect
 
