@@ -10,10 +10,7 @@ Every number is a pure function of arrays, so it can be tested on hand-made poin
   group the label is ``y >= 0``, so higher = sentiment is more separable.
 
 A "group" is a modality's pooled features before interaction, one feature token (``text``, ..., ``fused``) or,
-for a model with a contrastive head (MIAR), one of the embeddings the contrastive loss compares: the head's
-projection of a token (``model.contrast_on=tokens``) or of a pooled feature (``pooled``), L2-normalised as the
-loss normalises it, and only those the loss pairs (``loss.pairs``). alignment.json holds one block per kind of
-group (:data:`KINDS`); ``projected`` only for models with a contrastive head.
+with a contrastive head (MIAR), one embedding the loss compares (``projected``: :func:`model_outputs`, :func:`loss_groups`).
 Torch and matplotlib are imported inside the few functions that need them.
 """
 
@@ -223,8 +220,8 @@ def model_outputs(model, ds, batch_size: int = 256) -> ModelVectors:
             for k, e in out.embeddings.items():
                 proj.setdefault(k, []).append(F.normalize(e.float(), dim=-1).numpy())  # (B, p), unit rows
     cat = lambda d: {k: np.concatenate(v) for k, v in d.items()}  # noqa: E731
-    acts_on = getattr(model, "contrast_on", None) if proj else None
-    return ModelVectors(cat(toks), cat(feats), ds.y.numpy().astype(np.float64), cat(proj), acts_on)
+    return ModelVectors(cat(toks), cat(feats), ds.y.numpy().astype(np.float64), cat(proj),
+                        getattr(model, "contrast_on", None) if proj else None)
 
 
 def loss_groups(projected: dict[str, np.ndarray], pairs: str) -> dict[str, np.ndarray]:
@@ -248,10 +245,10 @@ def vector_groups(vectors: ModelVectors, pairs: str) -> dict[str, dict[str, np.n
 def alignment_numbers(vectors: ModelVectors, pairs: str) -> dict:
     """alignment.json's blocks: :func:`alignment_summary` of each kind of :func:`vector_groups`; the
     ``projected`` block also says what the head projects (``acts_on``) and which pairs the loss compares."""
+    from miar.model import contrastive_pairs
+
     out = {kind: alignment_summary(groups, vectors.y) for kind, groups in vector_groups(vectors, pairs).items()}
     if "projected" in out:
-        from miar.model import contrastive_pairs
-
         out["projected"].update(acts_on=vectors.acts_on, loss_pairs=[
             f"{a}|{b}" for a, b in contrastive_pairs(tuple(vectors.projected), pairs)])
     return out
@@ -299,5 +296,5 @@ def plot_tsne(groups: dict[str, np.ndarray], y: np.ndarray, title: str, seed: in
 
 __all__ = ["l2_normalize", "centroid_gap", "pairwise_gaps", "modality_gap", "silhouette", "silhouette_by_group",
            "silhouette_by_polarity", "alignment_summary", "headline", "json_ready", "pool_raw", "random_project",
-           "feature_stats", "load_run", "model_outputs", "subsample", "tsne_2d", "plot_tsne", "stack_groups",
-           "KINDS", "ModelVectors", "loss_groups", "vector_groups", "alignment_numbers"]
+           "feature_stats", "load_run", "model_outputs", "subsample", "tsne_2d", "plot_tsne", "stack_groups", "KINDS",
+           "ModelVectors", "loss_groups", "vector_groups", "alignment_numbers"]
