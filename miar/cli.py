@@ -7,16 +7,14 @@ imports what it runs when it runs (torch and papermill take seconds to import; `
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from miar import __version__
 from miar.config import ConfigError, experiment_path, list_experiments
 from miar.data.batch import DataError
 from miar.errors import os_error_line
+from miar.interrupt import install_sigint_watchdog
 from miar.records import RecordError
 from miar.study.plan import list_sweeps, sweep_path
 
@@ -228,56 +226,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-EXIT_GRACE_S = 20.0  # after Ctrl-C the command exits 130 within this, whatever a library's teardown does
-
-
-def _hard_exit(code: int) -> None:
-    """Kill what this process started (workers, kernels) and leave now: the last resort of a stuck teardown."""
-    try:
-        import psutil
-        kids = psutil.Process().children(recursive=True)
-        for k in kids:
-            try:
-                k.kill()
-            except psutil.Error:
-                pass
-    except Exception:  # psutil missing or the table unreadable: exit anyway
-        pass
-    try:
-        print(f"interrupted (teardown took over {EXIT_GRACE_S:.0f} s; stopped hard)", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-    except Exception:
-        pass
-    os._exit(code)
-
-
-def _on_sigint(signum, frame):
-    """Ctrl-C: arm a watchdog that exits 130 after :data:`EXIT_GRACE_S`, then unwind as usual (KeyboardInterrupt
-    cleans up: cancelled runs, stopped workers, released locks). A teardown that hangs (a Dask close, a thread
-    joined at exit) cannot keep the command alive past the grace time."""
-    global _ARMED
-    if not _ARMED:
-        _ARMED = True
-        t = threading.Timer(EXIT_GRACE_S, _hard_exit, args=(130,))
-        t.daemon = True
-        t.start()
-    raise KeyboardInterrupt
-
-
-_ARMED = False
-
-
-def _install_sigint_watchdog() -> None:
-    # only as the process's own command (not when main() is called in a test or a notebook), and only where Ctrl-C
-    # would raise KeyboardInterrupt anyway (an ignored SIGINT stays ignored)
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _on_sigint)
-
-
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
-        _install_sigint_watchdog()
+        install_sigint_watchdog()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark owns its arguments (miar bench --help)
         from miar.bench.cli import main as bench_main

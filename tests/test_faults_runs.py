@@ -262,13 +262,13 @@ def test_sweep_docstring_names_the_thread_default():
 
 def test_sigint_exits_130_even_when_the_teardown_hangs(tmp_path):
     """The CLI's last resort: a cleanup that never returns (a stuck Dask close, a thread joined at exit) is cut
-    after cli.EXIT_GRACE_S, its children killed, exit 130."""
+    after interrupt.EXIT_GRACE_S, its children killed, exit 130."""
     script = tmp_path / "hang.py"
     script.write_text(
         "import subprocess, sys, time\n"
-        "from miar import cli\n"
-        "cli.EXIT_GRACE_S = 1.0\n"
-        "cli._install_sigint_watchdog()\n"
+        "from miar import interrupt\n"
+        "interrupt.EXIT_GRACE_S = 1.0\n"
+        "interrupt.install_sigint_watchdog()\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         "print(child.pid, flush=True)\n"
         "try:\n"
