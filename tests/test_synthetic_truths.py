@@ -144,9 +144,20 @@ def test_checks_read_hand_made_records(tmp_path, monkeypatch):
     inter = rows["MAE synth_interaction - synth_interaction+text_only"]
     assert inter["must"] and inter["holds"] and inter["high"] < 0 < -inter["value"]
     assert not rows["MAE synth_interaction - synth_interaction+no_interaction"]["must"]
+    prod = rows["product corr synth_interaction"]  # noise predictions: no product, interval around 0
+    assert prod["must"] and prod["low"] < prod["value"] < prod["high"] and abs(prod["value"]) < 0.3
     gap = rows["token gap synth_gap - no_contrastive"]
     assert gap["holds"] and gap["value"] == pytest.approx(-0.3)
     assert "miar align" in rows["token gap synth_gap - no_norm"]["note"]
     st = rows["gate ranking synth_strengths+gate"]
     assert st["value"] == 0.5 and st["holds"] is False  # seed 2 ranks vision above audio
     assert rows["MAE synth_strengths+gate - synth_strengths"]["note"] == "not run"
+
+
+def test_partial_product_corr_sees_only_the_product():
+    rng = np.random.default_rng(1)
+    lat = {k: rng.normal(size=2000) for k in ("g", "a", "b")}
+    u = np.tanh(0.8 * np.sqrt(0.5) * lat["g"])
+    additive = 2 * u + lat["a"] - 0.5 * lat["b"] + 0.1 * rng.normal(size=2000)
+    assert abs(T.partial_product_corr(additive, lat, 0.5)) < 0.1  # additive in a and b: nothing of a*b
+    assert T.partial_product_corr(additive + lat["a"] * lat["b"], lat, 0.5) > 0.9
