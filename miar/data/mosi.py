@@ -161,8 +161,7 @@ def load_mosi(root=None, *, split: str = "bc", modalities=("text", "audio", "vis
 
     ``context`` neighbours of the same video on each side give windows of T = 2*context+1 steps
     (``target`` marks the centre; features only, never neighbours' labels). With ``standardize``
-    every modality is z-scored with training-split statistics. See the module docstring on leakage;
-    ``cv`` = (folds, fold, repeat) for ``split="bc_test_cv"`` (see :func:`split_videos`).
+    every modality is z-scored with training-split statistics. Leakage: the module docstring; ``cv``: split_videos.
     """
     check_args(split, tuple(modalities), text_features, context, text_granularity)
     modalities = tuple(m for m in MODALITIES if m in modalities)  # fixed order
