@@ -269,6 +269,8 @@ def _finish(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], pr
         "best_epoch": progress.best_epoch, "epochs_run": len(progress.history),
         "criterion": f"valid_{cfg.train.criterion}", "selection": tested["selection"],
         "n": {k: len(v) for k, v in splits.items()},
+        "n_parameters": {"total": sum(p.numel() for p in trainer.model.parameters()),  # a frozen backbone counts
+                         "trained": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)},
     }
     if cfg.train.evaluate_test:
         metrics.update({f"{k}_mean_test": v for k, v in trainer.diagnostics(splits["test"]).items()})

@@ -30,6 +30,11 @@ def test_fit_loss_falls_and_writes_the_record(tmp_path, tiny_cfg):
     assert losses[-1] < 0.8 * losses[0], losses
     assert {"valid", "test", "test_ci95", "best_epoch", "criterion"} <= set(m)
     assert m["criterion"] == "valid_mae"
+    from miar.model.build import build_model  # the record's parameter count is the model's
+    from miar.train import build_splits
+    model = build_model(tiny_cfg, build_splits(tiny_cfg)["train"].dims)
+    assert m["n_parameters"] == {"total": sum(p.numel() for p in model.parameters()),
+                                 "trained": sum(p.numel() for p in model.parameters())}
     assert 1 <= m["best_epoch"] <= m["epochs_run"]
     preds = (tmp_path / "run" / "predictions.csv").read_text().splitlines()
     assert preds[0] == "id,pred,label" and len(preds) == 1 + m["n"]["test"]
