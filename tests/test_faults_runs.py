@@ -265,12 +265,13 @@ def test_sigint_exits_130_even_when_the_teardown_hangs(tmp_path):
     after interrupt.EXIT_GRACE_S, its children killed, exit 130."""
     script = tmp_path / "hang.py"
     script.write_text(
-        "import subprocess, sys, time\n"
+        "import signal, subprocess, sys, time\n"
         "from miar import interrupt\n"
         "interrupt.EXIT_GRACE_S = 1.0\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own start-up state, however started\n"
         "interrupt.install_sigint_watchdog()\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-        "print(child.pid, flush=True)\n"
+        "print(child.pid, signal.getsignal(signal.SIGINT) is interrupt.on_sigint, flush=True)\n"
         "try:\n"
         "    time.sleep(600)\n"
         "except KeyboardInterrupt:\n"
@@ -279,14 +280,17 @@ def test_sigint_exits_130_even_when_the_teardown_hangs(tmp_path):
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        child = int(proc.stdout.readline())
+        pid, installed = proc.stdout.readline().split()
+        child = int(pid)
+        assert installed == "True", "the watchdog was not installed"
         t0 = time.time()
         os.kill(proc.pid, signal.SIGINT)
         rc = proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert rc == 130 and time.time() - t0 < 30
-    assert "stopped hard" in proc.stderr.read()
+    err = proc.stderr.read()
+    assert rc == 130 and time.time() - t0 < 30, (rc, err[-2000:])
+    assert "stopped hard" in err
     time.sleep(0.3)
     assert _alive([child]) == [], "the child outlived the hard exit"
