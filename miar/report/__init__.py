@@ -75,6 +75,7 @@ from miar.report.perf import (
 )
 from miar.report.provenance import (
     bench_tables,
+    commits_by_table,
     compute_table,
     environment_table,
     notebook_links,
@@ -106,6 +107,7 @@ from miar.report.study import (
     SYNTH_STRENGTHS,
     SYNTH_VARIANTS,
     TUNING,
+    parts,
     tuned,
     variant,
 )
@@ -138,8 +140,8 @@ __all__ = [
     "MAIN", "PRIMARY", "epoch_runs_table", "kernel_overhead", "load_bench", "mmsa_table", "models_table", "readme_speed",
     "scaling_figure", "speedup_figure", "study_wall", "sweep_records", "targets_table", "best_by_validation", "diff_text", "evidence_line", "evidence_table", "forest", "load_comparisons", "power_table", "rows_of", "ranked_by_validation", "budget_table", "chosen", "chosen_table", "search_figure", "trials",
     "MAIN_TABLE", "NOT_RUN", "RESULTS_ENV", "SPEC", "START", "BC_TABLE", "COMPONENTS", "LEGACY_TABLE", "MODELS",
-    "SYNTH", "SYNTH_GAP", "SYNTH_INTERACTION", "SYNTH_STRENGTHS", "SYNTH_VARIANTS", "TUNING", "tuned", "variant",
-    "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "compare",
+    "SYNTH", "SYNTH_GAP", "SYNTH_INTERACTION", "SYNTH_STRENGTHS", "SYNTH_VARIANTS", "TUNING", "parts", "tuned", "variant",
+    "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "commits_by_table", "compare",
     "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
     "fmt_stats", "forest_figure", "gate_table", "gate_vs_truth", "inferred_keys", "label", "load_runs",
     "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",

@@ -64,7 +64,8 @@ SYNTH_GAP, SYNTH_INTERACTION, SYNTH_STRENGTHS = "synth_gap", "synth_interaction"
 SYNTH = SYNTH_GAP  # the alignment claim's synthetic check: a modality gap z-scoring cannot remove
 SYNTH_VARIANTS = {"no_contrastive": "no contrastive term", "no_norm": "no normalization"}
 ENCODERS = {"mpnet": "all-mpnet-base-v2, frozen (768-d)", "minilm": "all-MiniLM-L6-v2, frozen (384-d)",
-            "static": "static Model2Vec-style (64-d)"}
+            "static": "static Model2Vec-style (64-d)",
+            "ft_minilm": "all-MiniLM-L6-v2, fine-tuned (top 2 layers)"}  # mpnet: the primary table's own
 HEADLINE = ("has0_acc2", "non0_acc2", "non0_f1", "acc7", "mae", "corr")  # the columns of the main tables
 
 

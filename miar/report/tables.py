@@ -12,7 +12,7 @@ from miar.metrics import METRICS
 from miar.report.anchors import ANCHORS_BC
 from miar.report.formatting import fmt_ci, fmt_stats, label
 from miar.report.io import prediction_metric, run_dirs
-from miar.report.study import ABLATIONS, ENCODERS, MAIN, METRIC_INFO, NOT_RUN, planned, variant
+from miar.report.study import ABLATIONS, ENCODERS, MAIN, METRIC_INFO, NOT_RUN, planned, tuned, variant
 
 
 def summary_frame(summary: dict, names=None, metrics=METRICS) -> pd.DataFrame:
@@ -53,8 +53,8 @@ def anchor_table(summary: dict, results: str | Path, anchors=ANCHORS_BC) -> pd.D
     and protocol; ours as mean ± std over seeds with n, the 95% CI, the difference and where the anchor falls."""
     out = []
     for a in anchors:
-        if a.ours == "majority":
-            s = prediction_metric(results, MAIN, "majority")
+        if a.ours == "majority":  # the bc split's test labels, from our bc-split MIAR runs
+            s = prediction_metric(results, tuned("miar", "bclf"), "majority")
             name = "test labels of our runs"
         elif a.ours is None:
             s, name = None, "(no matching experiment)"

@@ -117,7 +117,7 @@ def search_figure(results: str | Path):
     fig, ax = plt.subplots(figsize=(7.5, 3.6), constrained_layout=True)
     for lab, t in data.items():
         t = t.sort_values("trial")
-        line, = ax.plot(t["trial"], t["valid"].cummin(), lw=1.8, label=lab)
+        line, = ax.plot(t["trial"], t["valid"].cummin(), lw=1.8, label=lab, drawstyle="steps-post")
         ax.scatter(t["trial"], t["valid"], s=9, color=line.get_color(), alpha=0.45)
     ax.set_xlabel("trial (in the order the search ran it)")
     ax.set_ylabel(f"validation {PRIMARY.upper()} (mean of 2 seeds)")
