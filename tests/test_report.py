@@ -455,3 +455,10 @@ def test_quiet_build_filters_only_the_noise():
     assert not all(flt.filter(rec(logging.WARNING, "Kernel is running over TCP without encryption. x"))
                    for flt in logger.filters)
     assert all(flt.filter(rec(logging.WARNING, "another warning")) for flt in logger.filters)
+
+
+def test_rows_of_a_family_without_rows_keeps_the_columns(fake):
+    root, _ = fake
+    comps = R.load_comparisons(root)
+    none = R.rows_of(comps, "no_such_family", "mae", [(R.MAIN, R.tuned("mult"))])
+    assert none.empty and list(none.columns) == list(comps.columns)  # the forest and its labels read "a" and "b"
