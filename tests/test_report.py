@@ -366,6 +366,14 @@ def test_tuning_report_reads_the_studies_and_chooses_on_validation_only(tmp_path
     assert chosen["Chosen"].tolist() == ["64", "0.00044"]
     assert R.search_figure(tmp_path) is not None
     assert "tuning studies (results/tune)" in R.commits_by_table(tmp_path)["Table"].tolist()
+    import sqlite3
+    with sqlite3.connect(tmp_path / "tune" / f"{R.TUNING['miar']}.db") as con:  # Optuna's trials table, in part
+        con.execute("CREATE TABLE trials (datetime_start TEXT, datetime_complete TEXT)")
+        con.executemany("INSERT INTO trials VALUES (?, ?)", [("2026-12-01 10:00:00", "2026-12-01 10:30:00"),
+                                                            ("2026-12-01 10:31:00", "2026-12-01 11:00:00")])
+    time = R.study_time_table(tmp_path).set_index("Part")
+    assert time.loc[f"tuning `{R.TUNING['miar']}`", "Wall (min)"] == 60.0
+    assert time.loc[f"tuning `{R.TUNING['miar']}`", "Runs"] == 6 and time.loc["total", "Wall (min)"] == 60.0
     summary = R.load_summary(tmp_path)
     assert R.ranked_by_validation(summary, R.BASELINES) == [R.tuned("mult"), R.tuned("text_only")]
     assert R.best_by_validation(summary, R.BASELINES) == R.tuned("mult")

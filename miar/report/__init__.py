@@ -69,6 +69,7 @@ from miar.report.perf import (
     readme_speed,
     scaling_figure,
     speedup_figure,
+    study_time_table,
     study_wall,
     sweep_records,
     targets_table,
@@ -139,7 +140,7 @@ from miar.report.verdicts import CLAIMS, combine, title_tag, verdict_table, verd
 __all__ = [
     "ABLATIONS", "ALIGN_RERUN", "ANCHORS_BC", "ANCHORS_STD", "BASELINES", "ENCODERS", "END", "HEADLINE",
     "MAIN", "PRIMARY", "epoch_runs_table", "kernel_overhead", "load_bench", "mmsa_table", "models_table", "readme_speed",
-    "scaling_figure", "speedup_figure", "study_wall", "sweep_records", "targets_table", "best_by_validation", "diff_text", "evidence_line", "evidence_table", "forest", "load_comparisons", "power_table", "rows_of", "ranked_by_validation", "budget_table", "chosen", "chosen_table", "search_figure", "trials",
+    "scaling_figure", "speedup_figure", "study_time_table", "study_wall", "sweep_records", "targets_table", "best_by_validation", "diff_text", "evidence_line", "evidence_table", "forest", "load_comparisons", "power_table", "rows_of", "ranked_by_validation", "budget_table", "chosen", "chosen_table", "search_figure", "trials",
     "MAIN_TABLE", "NOT_RUN", "RERUN", "RESULTS_ENV", "SPEC", "START", "BC_TABLE", "COMPONENTS", "LEGACY_TABLE", "MODELS",
     "SYNTH", "SYNTH_GAP", "SYNTH_INTERACTION", "SYNTH_STRENGTHS", "SYNTH_VARIANTS", "TUNING", "parts", "tuned", "variant",
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "commits_by_table", "compare",

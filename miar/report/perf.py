@@ -280,3 +280,39 @@ def epoch_runs_table(results: str | Path) -> pd.DataFrame:
                      "MIAR epoch at MOSEI size": f"{r['miar_mosei_epoch_s']:.1f} s",
                      f"≤ {TARGET_EPOCH_S:.0f} s": "yes" if r["miar_mosei_epoch_s"] <= TARGET_EPOCH_S else "no"})
     return pd.DataFrame(rows)
+
+
+def study_time_table(results: str | Path) -> pd.DataFrame:
+    """Where the redesigned study's time goes: each tuning study (wall from its Optuna trials' start and end
+    times, read from the SQLite file with the standard library) and each of the study's sweeps (its newest
+    record), with the run count and the runs' own summed wall time (worker-seconds, from ``env.json``)."""
+    import sqlite3
+
+    from miar.report.study import TUNING
+
+    results, rows = Path(results), []
+    for model, study in TUNING.items():
+        db = results / "tune" / f"{study}.db"
+        if not db.is_file():
+            continue
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            start, end, n = con.execute("SELECT min(datetime_start), max(datetime_complete), count(*) FROM trials"
+                                        ).fetchone()
+        envs = list((results / "tune" / "runs").glob(f"{study}+t*/s*/env.json"))
+        wall = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() if start and end else float("nan")
+        rows.append({"Part": f"tuning `{study}`", "Runs": len(envs), "Wall (min)": round(wall / 60, 1),
+                     "Runs' own time (worker-min)": round(sum(json.loads(e.read_text()).get("wall_time_s", 0)
+                                                              for e in envs) / 60, 1), "Trials": n})
+    for name in STUDY_SWEEPS:
+        df = sweep_records(results, name)
+        if df.empty:
+            continue
+        r = df.iloc[-1]
+        rows.append({"Part": f"sweep `{name}`", "Runs": int(r["runs_executed"]), "Wall (min)": round(float(r["wall_s"]) / 60, 1),
+                     "Runs' own time (worker-min)": "-", "Trials": "-"})
+    out = pd.DataFrame(rows, columns=["Part", "Runs", "Wall (min)", "Runs' own time (worker-min)", "Trials"])
+    if not out.empty:
+        out.loc[len(out)] = {"Part": "total", "Runs": int(out["Runs"].sum()),
+                             "Wall (min)": round(float(pd.to_numeric(out["Wall (min)"]).sum()), 1),
+                             "Runs' own time (worker-min)": "-", "Trials": "-"}
+    return out
