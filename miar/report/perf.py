@@ -310,9 +310,9 @@ def study_time_table(results: str | Path) -> pd.DataFrame:
         r = df.iloc[-1]
         rows.append({"Part": f"sweep `{name}`", "Runs": int(r["runs_executed"]), "Wall (min)": round(float(r["wall_s"]) / 60, 1),
                      "Runs' own time (worker-min)": "-", "Trials": "-"})
-    out = pd.DataFrame(rows, columns=["Part", "Runs", "Wall (min)", "Runs' own time (worker-min)", "Trials"])
-    if not out.empty:
-        out.loc[len(out)] = {"Part": "total", "Runs": int(out["Runs"].sum()),
-                             "Wall (min)": round(float(pd.to_numeric(out["Wall (min)"]).sum()), 1),
-                             "Runs' own time (worker-min)": "-", "Trials": "-"}
-    return out
+    if rows:
+        rows.append({"Part": "total", "Runs": sum(int(r["Runs"]) for r in rows),
+                     "Wall (min)": round(sum(float(r["Wall (min)"]) for r in rows), 1),
+                     "Runs' own time (worker-min)": "-", "Trials": "-"})
+    return pd.DataFrame(rows, columns=["Part", "Runs", "Wall (min)", "Runs' own time (worker-min)", "Trials"],
+                        dtype=object)
