@@ -281,9 +281,9 @@ def test_book_with_fake_results(tmp_path):
     from test_report import write_fake_results
 
     exps = {R.MAIN: 0.5, **{n: 0.6 + 0.05 * i for i, n in enumerate(R.BASELINES)},
-            **{f"{R.MAIN}+{v}": 0.55 for v in R.ABLATIONS},
-            **{f"{R.MAIN}+{e}": 0.5 for e in ("minilm", "mpnet")},
-            **{f"mosi_bc_text_only+{e}": 0.7 for e in ("minilm", "mpnet")}}
+            **{R.variant(v): 0.55 for v in R.ABLATIONS},
+            **{R.variant(e): 0.5 for e in ("minilm", "static")},
+            **{R.variant(e, R.tuned("text_only")): 0.7 for e in ("minilm", "static")}}
     results = tmp_path / "results"
     write_fake_results(results, exps, extras=True)
     html = build(tmp_path / "book", results)
@@ -293,12 +293,12 @@ def test_book_with_fake_results(tmp_path):
     for name in R.MAIN_TABLE:
         assert R.fmt_stats(R.stats_of(summary, name, "mae"), "mae") in text
     assert "82.31 (mean of 5)" in text  # a published anchor, in its own column
-    assert "Not yet run" not in text.split("Context: the standard split")[0]
+    assert "Not yet run" not in text.split("The same on the bc split")[0]
     index = pages["book/index"].article
     claims = R.verdicts(results)
     assert R.headline(claims).replace("**", "") in index  # the verdict line, generated from comparisons.csv
     assert {r["claim"]: r["verdict"] for r in claims}["sota"] != R.NOT_RUN  # MIAR and all six baselines ran
-    assert R.fmt_stats(R.stats_of(summary, f"{R.MAIN}+no_norm", "mae"), "mae") in pages["book/ablations"].article
+    assert R.fmt_stats(R.stats_of(summary, R.variant("no_norm"), "mae"), "mae") in pages["book/ablations"].article
     assert "ms_per_step" in pages["book/performance"].article
     assert "fake CPU" in pages["book/reproducibility"].article
     appendix = pages["book/appendix"].article

@@ -88,6 +88,6 @@ def test_version_and_list(capsys):
     lines = capsys.readouterr().out.splitlines()
     kinds = {ln.split()[0] for ln in lines}
     names = [ln.split()[1] for ln in lines]
-    assert kinds == {"experiment", "sweep"} and {"smoke", "mosi_bc_miar", "study"} <= set(names)
+    assert kinds == {"experiment", "sweep"} and {"smoke", "mosi_std_miar", "primary", "ablations"} <= set(names)
     assert "margins" not in names and "comparisons" not in names
     assert all(len(ln.split(None, 2)) == 3 for ln in lines), "every line has a description"

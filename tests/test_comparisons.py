@@ -48,8 +48,8 @@ def test_shipped_margins_and_families_are_valid_and_documented():
     assert st.margins["mae"] == 0.02 and st.margins["corr"] == 0.02 and st.margins["non0_acc2"] == 0.01
     assert all(st.why[m] for m in METRICS), "every margin carries its argument"
     fams = K.load_families()
-    assert {"main_bc", "components", "encoders"} <= set(fams)
-    assert ["mosi_bc_miar", "mosi_bc_miar+no_contrastive"] in fams["components"]["pairs"]
+    assert {"primary_std", "primary_bc", "components_std", "inferred_std", "textgen_std", "legacy_cv"} <= set(fams)
+    assert ["mosi_std_miar+tuned", "mosi_std_miar+tuned.no_contrastive"] in fams["components_std"]["pairs"]
 
 
 @pytest.mark.parametrize("text, match", [

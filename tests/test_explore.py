@@ -87,6 +87,11 @@ def test_find_run_names_what_exists(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"s1"):
         X.find_run(tmp_path, "e", 7)
     assert X.experiments(tmp_path) == {"e": [1]}
+    assert X.pick_run(tmp_path, "e", 1) == ("e", 1, "")
+    exp, seed, note = X.pick_run(tmp_path, "not_run", 3)  # the book's default before the study has run
+    assert (exp, seed) == ("e", 1) and "`not_run` seed 3 has no run record yet" in note
+    with pytest.raises(FileNotFoundError, match="no run records"):
+        X.pick_run(tmp_path / "empty", "e", 1)
     texts = {"vidA_1": "A GOOD FILM", "vidA_2": "OK", "vid_B_1": "BAD", "vid_B_12": "ONE TWO THREE FOUR FIVE SIX"}
     t = X.by_length(X.run_predictions(X.find_run(tmp_path, "e", 1)), texts)
     assert t["Utterances"].tolist() == [3, 1, 0, 0, 0]

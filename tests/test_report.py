@@ -21,7 +21,7 @@ from miar.records import write_record
 from miar.study.collect import collect
 
 SEEDS = (1111, 1112, 1113)
-TWO = {R.MAIN: 0.5, "mosi_bc_text_only": 0.9}  # experiment -> prediction noise (MIAR clearly better)
+TWO = {R.MAIN: 0.5, R.tuned("text_only"): 0.9}  # experiment -> prediction noise (MIAR clearly better)
 
 
 def _labels(n: int = 80) -> np.ndarray:
@@ -45,7 +45,7 @@ def write_fake_results(root: Path, experiments: dict[str, float] = TWO, seeds=SE
             metrics = {"valid": test, "test": test, "best_epoch": 3, "epochs_run": 5, "criterion": "valid_mae",
                        "test_ci95": {k: list(v) for k, v in bootstrap_ci(pred, y, n_boot=20).items()},
                        "n": {"train": 200, "valid": 40, "test": int(y.size)}}
-            if exp.endswith("+gate") or exp == R.SYNTH:
+            if exp.endswith((".gate", "+gate")) or exp == R.SYNTH:
                 metrics["gate_mean_test"] = {"text": 0.5, "audio": 0.2, "vision": 0.1, "fused": 0.2}
             cfg = replace(C.load("smoke", seed=seed), name=exp)
             run = root / "runs" / exp / f"s{seed}"
@@ -59,8 +59,8 @@ def write_fake_results(root: Path, experiments: dict[str, float] = TWO, seeds=SE
                               "cpu_count": 2, "torch_threads": 1, "wall_time_s": 60.0 + seed % 10})
             for m in METRICS:
                 values.setdefault(exp, {}).setdefault(m, []).append(test[m])
-            if extras and exp in (R.MAIN, f"{R.MAIN}+no_contrastive", R.SYNTH, f"{R.SYNTH}+no_contrastive"):
-                gap = 0.9 if exp.endswith("+no_contrastive") else 0.3
+            if extras and exp in (R.MAIN, R.variant("no_contrastive"), R.SYNTH, f"{R.SYNTH}+no_contrastive"):
+                gap = 0.9 if exp.endswith("no_contrastive") else 0.3
                 block = lambda g: {"modality_gap": g + 0.01 * (seed % 10), "silhouette_modality": g / 2,  # noqa
                                    "silhouette_polarity": {"text": 0.1, "mean": 0.1}}
                 (run / "alignment.json").write_text(json.dumps({"run_dir": str(run), "split": "test",
@@ -105,7 +105,7 @@ def test_summary_frame_equals_summarize_seeds(fake):
 def test_results_table_formats_mean_std_and_ci(fake):
     root, values = fake
     summary = R.load_summary(root)
-    table = R.results_table(summary, {R.MAIN: "MIAR", "mosi_bc_mult": "MulT"})
+    table = R.results_table(summary, {R.MAIN: "MIAR", R.tuned("mult"): "MulT"})
     s = summarize_seeds(values[R.MAIN]["mae"])
     assert table.loc[0, "MAE"] == f"{s['mean']:.3f} ± {s['std']:.3f}"
     acc = summarize_seeds(values[R.MAIN]["non0_acc2"])
@@ -119,13 +119,13 @@ def test_results_table_formats_mean_std_and_ci(fake):
 def test_seed_values_and_compare(fake):
     root, values = fake
     runs = R.load_runs(root)
-    a, b = values[R.MAIN]["mae"], values["mosi_bc_text_only"]["mae"]
+    a, b = values[R.MAIN]["mae"], values[R.tuned("text_only")]["mae"]
     assert sorted(R.seed_values(runs, R.MAIN, "mae")) == pytest.approx(sorted(a))
-    c = R.compare(runs, R.MAIN, "mosi_bc_text_only", "mae")
+    c = R.compare(runs, R.MAIN, R.tuned("text_only"), "mae")
     assert c.gain == pytest.approx(np.mean(b) - np.mean(a))  # lower MAE is a gain
     assert c.lo < c.gain < c.hi and c.status == "better"
-    assert R.compare(runs, "mosi_bc_text_only", R.MAIN, "mae").status == "worse"
-    assert R.compare(runs, R.MAIN, "mosi_bc_mult") is None
+    assert R.compare(runs, R.tuned("text_only"), R.MAIN, "mae").status == "worse"
+    assert R.compare(runs, R.MAIN, R.tuned("mult")) is None
 
 
 def test_welch_matches_hand_computation():
@@ -170,17 +170,19 @@ def test_collect_writes_the_comparisons(fake):
     comps = R.load_comparisons(root)
     summary = json.loads((root / "summary.json").read_text())
     assert len(summary["comparisons"]) == len(comps) > 0
-    row = R.rows_of(comps, "main_bc", "mae", [(R.MAIN, "mosi_bc_text_only")]).iloc[0]
+    row = R.rows_of(comps, "primary_std", "mae", [(R.MAIN, R.tuned("text_only"))]).iloc[0]
     assert row["n_seeds_a"] == row["n_seeds_b"] == len(SEEDS) and row["n_videos"] == 16
     assert row["diff"] < 0 and row["ci_high_h"] < 0 and row["verdict"] == "better"
     assert row["ci_low_h"] <= row["ci_low"] + 0.02  # the hierarchical interval holds the video one's spread
-    missing = R.rows_of(comps, "main_bc", "mae", [(R.MAIN, "mosi_bc_mult")]).iloc[0]
-    assert missing["verdict"] == "not run" and "mosi_bc_mult" in missing["note"]
-    assert "Detectable (80% power)" in R.power_table(comps, ["main_bc"]).columns
+    missing = R.rows_of(comps, "primary_std", "mae", [(R.MAIN, R.tuned("mult"))]).iloc[0]
+    assert missing["verdict"] == "not run" and R.tuned("mult") in missing["note"]
+    assert "Detectable (80% power)" in R.power_table(comps, ["primary_std"]).columns
 
 
-def test_anchor_table_keeps_published_and_ours_apart(fake):
-    root, values = fake
+def test_anchor_table_keeps_published_and_ours_apart(tmp_path):
+    bc = R.tuned("miar", "bclf")  # the published bc-split numbers sit beside our bc-split runs
+    root, values = tmp_path, write_fake_results(tmp_path, {bc: 0.5})
+    values = {R.MAIN: values[bc]}
     table = R.anchor_table(R.load_summary(root), root)
     assert {"Published (runs)", "Source", "Protocol", "Ours: mean ± std (n)", "Ours: 95% CI"} <= set(table.columns)
     mmmu = table[(table["System (published)"].str.startswith("MMMU-BA")) & (table["Metric"] == "Has0 Acc-2 (%)")]
@@ -190,7 +192,7 @@ def test_anchor_table_keeps_published_and_ours_apart(fake):
     majority = table[table["System (published)"].str.startswith("Majority class")].iloc[0]
     share = np.mean(_labels() >= 0)
     assert majority["Ours: mean ± std (n)"].startswith(f"{100 * share:.2f} ± 0.00")
-    bclstm = table[table["Ours: experiment"] == "`mosi_bc_bclstm`"].iloc[0]
+    bclstm = table[table["Ours: experiment"] == f"`{R.tuned('bclstm', 'bclf')}`"].iloc[0]
     assert bclstm["Ours − published"] == R.NOT_RUN
     assert mmmu.iloc[0]["Ours − published"].startswith(f"{100 * s['mean'] - 82.31:+.2f} (")
 
@@ -226,31 +228,33 @@ def test_readme_and_tables_without_results(tmp_path):
 
 
 def test_extras_alignment_gate_bench_notebooks_env(tmp_path):
-    exps = {R.MAIN: 0.5, f"{R.MAIN}+no_contrastive": 0.6, f"{R.MAIN}+gate": 0.5}
+    exps = {R.MAIN: 0.5, R.variant("no_contrastive"): 0.6, R.variant("gate"): 0.5}
     write_fake_results(tmp_path, exps, extras=True)
     align = R.alignment_frame(tmp_path)
     assert len(align) == 2 * 2 * len(SEEDS)  # two experiments x tokens/features x seeds
     rows = {r["claim"]: r for r in R.verdicts(tmp_path)}
     assert rows["alignment"]["verdict"] == R.NOT_RUN  # MOSI better, the synthetic pair not run yet
     assert "better" in rows["alignment"]["detail"]
-    write_fake_results(tmp_path, {**exps, R.SYNTH: 0.5, f"{R.SYNTH}+no_contrastive": 0.5}, extras=True)
+    strengths = f"{R.SYNTH_STRENGTHS}+gate"
+    write_fake_results(tmp_path, {**exps, R.SYNTH: 0.5, f"{R.SYNTH}+no_contrastive": 0.5, strengths: 0.5},
+                       extras=True)
     rows = {r["claim"]: r for r in R.verdicts(tmp_path)}
     assert rows["alignment"]["verdict"] == "reproduced"  # the fake gap is 0.3 vs 0.9 in both
-    truth = R.gate_vs_truth(tmp_path, R.SYNTH)
+    truth = R.gate_vs_truth(tmp_path, strengths)
     strength = C.load("smoke").data.synthetic.strength
     assert truth["Generated strength"].tolist() == [*strength, "-"]
     assert truth["Mean gate weight (test)"].tolist() == [0.5, 0.2, 0.1, 0.2]
-    gate = R.gate_table(tmp_path, f"{R.MAIN}+gate")
+    gate = R.gate_table(tmp_path, R.variant("gate"))
     assert list(gate["run"]) == ["s1111", "s1112", "s1113", "mean"] and gate["text"].iloc[-1] == 0.5
     bench = R.bench_tables(R.bench_files(tmp_path)[0])
     assert bench["results"]["ms_per_step"].tolist() == [12.5, 20.0]
     assert bench["summary"].values.tolist() == [["device", "fake CPU"]]
     links = R.notebook_links(tmp_path, tmp_path / "book")
-    assert links.count("{download}") == 5 and "../notebooks/" in links
-    assert "(incomplete)" not in links and links.count("\n") == 4  # one line per experiment
+    assert links.count("{download}") == 6 and "../notebooks/" in links
+    assert "(incomplete)" not in links and links.count("\n") == 5  # one line per experiment
     env = R.env_frame(tmp_path)
     table = R.compute_table(env)
-    assert table.iloc[-1]["Runs"] == 15
+    assert table.iloc[-1]["Runs"] == 18  # six experiments x three seeds
     assert table.iloc[-1]["Total wall time (min)"] == round(env["wall_time_s"].sum() / 60, 1)
     assert R.staleness(tmp_path) == []
     import shutil
@@ -264,7 +268,7 @@ def test_projected_gap_beside_the_token_gap_and_old_alignment_files_still_collec
 
     from miar.report.alignment import loss_site_sentence, projected_gap_table
 
-    exps = {R.MAIN: 0.5, f"{R.MAIN}+no_contrastive": 0.6}
+    exps = {R.MAIN: 0.5, R.variant("no_contrastive"): 0.6}
     write_fake_results(tmp_path, exps, extras=True)  # alignment.json as before: tokens and features only
     before = json.loads((tmp_path / "summary.json").read_text())["experiments"]
     assert "align_projected" not in (tmp_path / "tables" / "runs.csv").read_text()
@@ -278,7 +282,7 @@ def test_projected_gap_beside_the_token_gap_and_old_alignment_files_still_collec
     after = collect(tmp_path)["experiments"]
     assert after[R.MAIN]["extra"]["align_projected_modality_gap"]["mean"] == pytest.approx(0.2)
     assert after[R.MAIN]["extra"]["align_projected_modality_gap"]["n"] == len(SEEDS)
-    assert not any("projected" in k for k in after[f"{R.MAIN}+no_contrastive"]["extra"])  # absent, not an error
+    assert not any("projected" in k for k in after[R.variant("no_contrastive")]["extra"])  # absent, not an error
     for exp in exps:  # the existing numbers are untouched
         old = {k: v for k, v in before[exp]["extra"].items() if k.startswith("align_")}
         assert old and all(after[exp]["extra"][k] == v for k, v in old.items())
@@ -333,18 +337,54 @@ def test_fmt_handles_missing_values():
     assert R.fmt_stats(None, "mae") == R.NOT_RUN
 
 
-def test_tuning_budget_chooses_on_validation_only(tmp_path):
-    write_fake_results(tmp_path, {R.MAIN: 0.6, f"{R.MAIN}+lr3e-4": 0.4, "mosi_bc_text_only": 0.9})
+def _fake_tuning(root: Path, study: str, values: list[float]) -> None:
+    """A tuning study as make tune leaves it: trial records (validation only) and the chosen trial's file."""
+    import yaml
+    for t, v in enumerate(values):
+        for seed in (1, 2):
+            d = root / "tune" / "runs" / f"{study}+t{t:04d}" / f"s{seed}"
+            d.mkdir(parents=True)
+            (d / "metrics.json").write_text(json.dumps({"valid": {"mae": v + 0.01 * seed}, "test": None}))
+            (d / "env.json").write_text(json.dumps({"commit": "f00ba12", "dirty": False}))
+    best = min(range(len(values)), key=lambda t: values[t])
+    (root / "tune" / f"{study}-best.yaml").write_text(yaml.safe_dump(
+        {"study": study, "trial": best, "valid_mae": values[best] + 0.015, "seeds": [1, 2],
+         "overrides": ["model.d_model=64", "train.lr=0.00044"]}))
+
+
+def test_tuning_report_reads_the_studies_and_chooses_on_validation_only(tmp_path):
+    write_fake_results(tmp_path, {R.MAIN: 0.6, R.tuned("text_only"): 0.9, R.tuned("mult"): 0.5})
+    _fake_tuning(tmp_path, R.TUNING["miar"], [0.80, 0.75, 0.78])
+    budget = R.budget_table(tmp_path).set_index("Model")
+    assert budget.loc["MIAR (ours)", "Trials"] == 3 and budget.loc["MIAR (ours)", "Chosen trial"] == "t0001"
+    assert budget.loc["MIAR (ours)", "Validation MAE (chosen)"] == "0.765"
+    assert budget.loc["Text only", "Trials"] == R.NOT_RUN
+    trials = R.trials(tmp_path, R.TUNING["miar"])
+    assert trials["valid"].tolist() == pytest.approx([0.815, 0.765, 0.795]) and set(trials["seeds"]) == {2}
+    chosen = R.chosen_table(tmp_path)
+    assert chosen["Hyperparameter"].tolist() == ["`model.d_model`", "`train.lr`"]
+    assert chosen["Chosen"].tolist() == ["64", "0.00044"]
+    assert R.search_figure(tmp_path) is not None
+    assert "tuning studies (results/tune)" in R.commits_by_table(tmp_path)["Table"].tolist()
+    import sqlite3
+    with sqlite3.connect(tmp_path / "tune" / f"{R.TUNING['miar']}.db") as con:  # Optuna's trials table, in part
+        con.execute("CREATE TABLE trials (datetime_start TEXT, datetime_complete TEXT)")
+        con.executemany("INSERT INTO trials VALUES (?, ?)", [("2026-12-01 10:00:00", "2026-12-01 10:30:00"),
+                                                            ("2026-12-01 10:31:00", "2026-12-01 11:00:00")])
+    time = R.study_time_table(tmp_path).set_index("Part")
+    assert time.loc[f"tuning `{R.TUNING['miar']}`", "Wall (min)"] == 60.0
+    assert time.loc[f"tuning `{R.TUNING['miar']}`", "Runs"] == 6 and time.loc["total", "Wall (min)"] == 60.0
     summary = R.load_summary(tmp_path)
-    choice = R.tuned_choice(summary)
-    assert choice[R.MAIN] == f"{R.MAIN}+lr3e-4"  # lower validation MAE
-    assert choice["mosi_bc_text_only"] is None  # its budget is incomplete: no choice on part of it
-    assert R.tuned_rows(summary) == {f"{R.MAIN}+lr3e-4": "MIAR (ours), lr 3e-4"}
-    table = R.tuning_table(summary)
-    assert table.loc[table["Experiment"] == f"`{R.MAIN}+lr3e-4`", "Chosen on validation"].item() == "yes"
-    assert R.best_by_validation(summary, R.BASELINES) == "mosi_bc_text_only"
-    assert R.ranked_by_validation(summary, [R.MAIN, f"{R.MAIN}+lr3e-4"]) == [f"{R.MAIN}+lr3e-4", R.MAIN]
-    assert "lr3e-4" not in R.ablation_names(summary, {})
+    assert R.ranked_by_validation(summary, R.BASELINES) == [R.tuned("mult"), R.tuned("text_only")]
+    assert R.best_by_validation(summary, R.BASELINES) == R.tuned("mult")
+
+
+def test_variant_names_and_parts():
+    assert R.variant("no_norm") == "mosi_std_miar+tuned.no_norm" and R.variant("x", "synth_gap") == "synth_gap+x"
+    assert R.parts(R.variant("no_norm")) == (R.MAIN, "no_norm")
+    assert R.parts(R.tuned("mult")) == (R.tuned("mult"), "") and R.parts("synth_gap+no_norm") == ("synth_gap", "no_norm")
+    assert R.display_name(R.variant("no_contrastive")) == "MIAR, no contrastive term"
+    assert R.display_name(R.tuned("mult", "bclf")) == "MulT"
 
 
 def test_performance_targets_and_readme_speed(tmp_path):
@@ -423,3 +463,10 @@ def test_quiet_build_filters_only_the_noise():
     assert not all(flt.filter(rec(logging.WARNING, "Kernel is running over TCP without encryption. x"))
                    for flt in logger.filters)
     assert all(flt.filter(rec(logging.WARNING, "another warning")) for flt in logger.filters)
+
+
+def test_rows_of_a_family_without_rows_keeps_the_columns(fake):
+    root, _ = fake
+    comps = R.load_comparisons(root)
+    none = R.rows_of(comps, "no_such_family", "mae", [(R.MAIN, R.tuned("mult"))])
+    assert none.empty and list(none.columns) == list(comps.columns)  # the forest and its labels read "a" and "b"

@@ -144,17 +144,31 @@ def test_sweep_config_errors_are_user_errors(tmp_path, capsys):
     assert cli.main(["sweep", "no_such_sweep"]) == 2
 
 
-def test_shipped_sweeps_resolve():
+def test_shipped_sweeps_resolve(tmp_path, monkeypatch):
     nb, runs = load_sweep("smoke")
     assert nb.name == "train.ipynb" and len(runs) >= 4
     assert {r.display for r in runs} == {"smoke", "smoke+no_contrastive"}
-    _, study = load_sweep("study")
+    monkeypatch.chdir(tmp_path)  # the study's sweeps start from each model's tuned values: fake ones here
+    models = ("miar", "text_only", "early_fusion", "late_fusion", "bclstm", "mult", "misa")
+    (tmp_path / "results" / "tune").mkdir(parents=True)
+    for m in models:
+        (tmp_path / "results" / "tune" / f"mosi_std_{m}-best.yaml").write_text("overrides: [train.lr=0.0005]\n")
+    ten, five = list(range(1111, 1121)), list(range(1111, 1116))
     by_exp = {}
-    for r in study:
-        by_exp.setdefault(r.display, []).append(r.seed)
-    assert all(seeds == list(range(1111, 1116)) for seeds in by_exp.values()), "five seeds everywhere"
-    assert {"mosi_bc_miar", "mosi_bc_bclstm", "mosi_bc_mult", "mosi_bc_misa", "mosi_std_miar",
-            "mosi_bc_miar+no_contrastive", "synth_shift"} <= set(by_exp)
+    for sweep in ("primary", "ablations"):
+        for r in load_sweep(sweep)[1]:
+            by_exp.setdefault(r.display, []).append(r.seed)
+            assert "train.lr=0.0005" in r.overrides and "lr: 0.0005" in r.config_yaml
+    assert {f"mosi_{s}_{m}+tuned" for s in ("std", "bclf") for m in models} <= set(by_exp)
+    assert all(by_exp[f"mosi_{s}_{m}+tuned"] == ten for s in ("std", "bclf") for m in models), "ten seeds"
+    for v in ("no_interaction", "no_contrastive", "no_norm", "tokens3", "gate"):  # the abstract's components
+        assert by_exp[f"mosi_std_miar+tuned.{v}"] == ten
+    assert by_exp["mosi_std_miar+tuned.pooled"] == five and by_exp["mosi_std_miar+tuned.w128l2"] == five
+    legacy = {r.display for r in load_sweep("legacy")[1]}
+    assert len(legacy) == 7 * 5 * 3
+    synthetic = {r.display for r in load_sweep("synthetic")[1]}
+    assert {"synth_gap", "synth_gap+no_contrastive", "synth_interaction+no_interaction",
+            "synth_strengths+gate"} <= synthetic
 
 
 def test_check_parameters():

@@ -94,7 +94,7 @@ def headroom_finding(results: str | Path, comps: pd.DataFrame) -> str | None:
     if not gains:
         return None
     best = max(g[2] for g in gains)
-    main = (comps["metric"] == "mae") & (comps["family"] == "main_bc") if not comps.empty else None
+    main = (comps["metric"] == "mae") & (comps["family"].isin(["primary_std", "primary_bc"])) if not comps.empty else None
     mdd = comps.loc[main & comps["mdd80"].notna(), "mdd80"] if main is not None else None
     detect = (f"; MIAR's comparisons with the baselines detect MAE differences of {fmt(float(mdd.min()), 'mae')} "
               "or more"

@@ -35,7 +35,7 @@ def rows_of(comps: pd.DataFrame, family: str, metric: str = PRIMARY, pairs=None)
     out = comps[(comps["family"] == family) & (comps["metric"] == metric)]
     if pairs is not None:
         keep = {tuple(p) for p in pairs}
-        out = out[[(a, b) in keep for a, b in zip(out["a"], out["b"])]]
+        out = out.loc[pd.Series([(a, b) in keep for a, b in zip(out["a"], out["b"])], index=out.index, dtype=bool)]
     return out
 
 

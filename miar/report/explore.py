@@ -28,6 +28,19 @@ def find_run(results: str | Path, experiment: str, seed: int) -> Path:
     return d
 
 
+def pick_run(results: str | Path, experiment: str, seed: int) -> tuple[str, int, str]:
+    """``(experiment, seed, note)``: the requested run when its record exists, else the first complete run of
+    the results with a note saying so (a book built before the study's runs exist still shows a run)."""
+    if (Path(results) / "runs" / experiment / f"s{seed}" / "metrics.json").is_file():
+        return experiment, seed, ""
+    have = experiments(results)
+    if not have:
+        raise FileNotFoundError(f"no run records under {Path(results) / 'runs'} yet")
+    first = sorted(have)[0]
+    return first, sorted(have[first])[0], (f"`{experiment}` seed {seed} has no run record yet; showing "
+                                           f"`{first}` seed {sorted(have[first])[0]} instead. ")
+
+
 def experiments(results: str | Path) -> dict[str, list[int]]:
     """Experiment -> seeds with a complete run record that kept predictions."""
     out: dict[str, list[int]] = {}

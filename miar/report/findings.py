@@ -12,21 +12,22 @@ import pandas as pd
 from miar.report.data_limits import headroom_finding
 from miar.report.evidence import NOT_COMPARED, diff_text, load_comparisons, rows_of
 from miar.report.formatting import fmt, label, words
-from miar.report.study import ABLATIONS, BASELINES, ENCODERS, MAIN, MAIN_TABLE, PRIMARY
+from miar.report.study import ABLATIONS, BASELINES, BC_TABLE, ENCODERS, MAIN, MAIN_TABLE, PRIMARY, parts
 from miar.report.tuning import ranked_by_validation
 from miar.report.verdicts import CLAIMS, title_tag
 
-SHORT = {"sota": "State of the art", "interaction": "Interaction", "contrastive": "Contrastive",
+SHORT = {"sota": "State of the art", "sota_bc": "State of the art (bc split)", "interaction": "Interaction", "contrastive": "Contrastive",
          "normalization": "Normalization", "unequal": "Gate", "text_generalization": "Text features"}
 
 
-ENCODER_SHORT = {"cnn": "released CNN", "minilm": "MiniLM", "mpnet": "MPNet", "static": "static"}
+ENCODER_SHORT = {"cnn": "released CNN", "minilm": "MiniLM", "mpnet": "MPNet", "static": "static",
+                 "ft_minilm": "MiniLM fine-tuned"}
 
 
 def display_name(experiment: str) -> str:
     """A reader's name for an experiment: "Text only", "MIAR, no contrastive term", "bc-LSTM (MiniLM)"."""
-    base, _, variant = experiment.partition("+")
-    name = MAIN_TABLE.get(base, base).replace(" (ours)", "")
+    base, variant = parts(experiment)
+    name = {**MAIN_TABLE, **BC_TABLE}.get(base, base).replace(" (ours)", "")
     if variant in ABLATIONS:
         return f"{name}, {ABLATIONS[variant]}"
     if variant in ENCODERS:
@@ -37,11 +38,11 @@ def display_name(experiment: str) -> str:
 def pair_label(key: str, a: str, b: str) -> str:
     """A short forest-plot label: "Contrastive: MIAR vs no contrastive term", "Text features (MiniLM): MIAR vs
     bc-LSTM"."""
-    (base_a, _, va), (base_b, _, vb) = a.partition("+"), b.partition("+")
+    (base_a, va), (base_b, vb) = parts(a), parts(b)
     if base_a == base_b and (va in ABLATIONS or vb in ABLATIONS):
         return f"{SHORT[key]}: {'MIAR' if not va else ABLATIONS[va]} vs {'MIAR' if not vb else ABLATIONS[vb]}"
     if key == "text_generalization" and va == vb and (va in ENCODERS or not va):
-        return f"{SHORT[key]} ({ENCODER_SHORT[va or 'cnn']}): {display_name(base_a)} vs {display_name(base_b)}"
+        return f"{SHORT[key]} ({ENCODER_SHORT[va or 'mpnet']}): {display_name(base_a)} vs {display_name(base_b)}"
     return f"{SHORT[key]}: {display_name(a)} vs {display_name(b)}"
 
 
@@ -75,7 +76,7 @@ def _strongest(results: Path, comps: pd.DataFrame) -> str | None:
 
     ranked = ranked_by_validation(load_summary(results), BASELINES)
     for b in ranked:
-        rows = rows_of(comps, "main_bc", PRIMARY, [(MAIN, b)])
+        rows = rows_of(comps, "primary_std", PRIMARY, [(MAIN, b)])
         if not rows.empty and rows.iloc[0]["verdict"] != NOT_COMPARED:
             r = rows.iloc[0]
             return (f"Against the strongest baseline on validation, {display_name(b)}, MIAR's {label(PRIMARY)} "
@@ -100,7 +101,7 @@ def _power(rows: pd.DataFrame) -> str | None:
 
 
 def _ablations(comps: pd.DataFrame) -> str | None:
-    rows = pd.concat([rows_of(comps, f) for f in ("components", "inferred")]) if not comps.empty else comps
+    rows = pd.concat([rows_of(comps, f) for f in ("components_std", "inferred_std")]) if not comps.empty else comps
     ran = rows[rows["verdict"] != NOT_COMPARED] if not rows.empty else rows
     if ran.empty:
         return None

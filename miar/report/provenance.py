@@ -145,3 +145,28 @@ def rerun_comparison_table(cmp: dict) -> pd.DataFrame:
                          f"Has0 Acc-2 % ({old})": acc(df["old_has0_acc2"]),
                          f"Has0 Acc-2 % ({new})": acc(df["new_has0_acc2"]),
                          "Δ Acc-2 (points)": acc(df["new_has0_acc2"] - df["old_has0_acc2"])})
+
+
+def commits_by_table(results: str | Path) -> pd.DataFrame:
+    """Per table of the book (:func:`miar.report.study.planned`, plus the tuning studies): the commits its run
+    records ran at (``env.json``), how many records, and whether any ran on a tree with uncommitted changes."""
+    from miar.report.study import TUNING, planned
+
+    results = Path(results)
+    groups = {g: [results / "runs" / n for n in names] for g, names in planned().items()}
+    groups["tuning studies (results/tune)"] = [results / "tune" / "runs" / f"{s}+t*" for s in TUNING.values()]
+    rows = []
+    for group, dirs in groups.items():
+        envs = []
+        for d in dirs:
+            for e in sorted(d.parent.glob(f"{d.name}/s*/env.json")):
+                try:
+                    envs.append(json.loads(e.read_text()))
+                except (OSError, ValueError):
+                    continue
+        if not envs:
+            continue
+        commits = sorted({str(e.get("commit"))[:10] for e in envs})
+        rows.append({"Table": group, "Run records": len(envs), "Commit(s)": words([f"`{c}`" for c in commits]),
+                     "Uncommitted changes": "yes" if any(e.get("dirty") for e in envs) else "no"})
+    return pd.DataFrame(rows, columns=["Table", "Run records", "Commit(s)", "Uncommitted changes"])

@@ -9,28 +9,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from miar.report.study import MAIN
+from miar.report.study import MAIN, TUNING, variant
 
 SPEC = (  # choice the abstract leaves open, config key, ablation variants of MAIN that vary it
     ("How the four feature tokens are formed", "model.token_scheme", ("h2", "h3")),
     ("How many tokens (the abstract: four)", "model.n_tokens", ("tokens3",)),
     ("Whether tokens come from cross-modal interaction at all", "model.interaction", ("no_interaction",)),
-    ("Normalization after projecting to the shared width", "model.norm", ("no_norm",)),
-    ("z-scoring raw features with training statistics", "data.standardize", ()),
+    ("Normalization after projecting to the shared width", "model.norm", ("no_norm", "batchnorm", "no_norm_noz")),
+    ("z-scoring raw features with training statistics", "data.standardize", ("no_norm_noz",)),
     ("Contextual encoder per modality", "model.encoder", ()),
-    ("Shared width", "model.d_model", ()),
-    ("Encoder and interaction depth", "model.n_layers", ()),
+    ("Shared width (tuned)", "model.d_model", ("w128l2",)),
+    ("Encoder and interaction depth (tuned)", "model.n_layers", ("w128l2",)),
     ("Contrastive projection width", "model.proj_dim", ()),
-    ("Where the contrastive term acts: feature tokens or pooled unimodal features", "model.contrast_on", ()),
+    ("Where the contrastive term acts: feature tokens or pooled unimodal features", "model.contrast_on",
+     ("pooled",)),
     ("Contrastive loss", "loss.contrastive", ("supcon", "no_contrastive")),
-    ("Weight of the contrastive term (lambda)", "loss.weight", ("weight0.3", "no_contrastive")),
-    ("Temperature", "loss.temperature", ()),
+    ("Weight of the contrastive term (lambda, tuned)", "loss.weight", ("no_contrastive",)),
+    ("Temperature (tuned)", "loss.temperature", ()),
     ("Learnable temperature", "loss.learnable_temperature", ("learnable_temp",)),
     ("Which token pairs are contrasted", "loss.pairs", ()),
     ("Unequal modality contributions: a gate over the tokens", "model.gate", ("gate",)),
     ("Task loss", "loss.task", ()),
-    ("Neighbouring utterances as context", "data.context", ("context0",)),
-    ("Text features", "data.text_features", ("minilm", "mpnet", "static")),
+    ("Neighbouring utterances as context", "data.context", ("context0", "context8")),
+    ("Text features", "data.text_features", ("minilm", "static")),
 )
 
 
@@ -71,28 +72,42 @@ def _alternatives(cfg, key: str) -> str:
     return "any " + ("number" if tp is float else "integer" if tp is int else getattr(tp, "__name__", str(tp)))
 
 
-def main_config():
-    """(name, Config) of the study's main experiment (``mosi_bc_miar``; ``mosi`` before it existed)."""
+def main_config(results: str | Path = "results"):
+    """(name, Config) of the study's main experiment: ``mosi_std_miar`` with the values its search chose
+    (``results/tune/mosi_std_miar-best.yaml``; the untuned recipe until the search has run)."""
     from miar import config as C
+    from miar.study.plan import tuned_overrides
 
-    for name in (MAIN, "mosi"):
-        try:
-            return name, C.load(name)
-        except C.ConfigError:
-            continue
-    return "default", C.Config()
-
-
-def study_overrides(sweep: str = "study") -> dict[str, list[str]]:
-    """Experiment display name -> its overrides in the study sweep ({} when the sweep does not resolve)."""
+    study = TUNING["miar"]
     try:
-        from miar.study.plan import load_sweep
+        overrides = tuned_overrides(study, Path(results) / "tune")
+        name = MAIN
+    except C.ConfigError:
+        overrides, name = [], study
+    try:
+        return name, C.load(study, overrides=overrides)
+    except C.ConfigError:
+        return "default", C.Config()
 
-        _, runs = load_sweep(sweep)
-    except Exception:  # a sweep being edited must not break the book; the table then says "planned"
-        return {}
-    skip = ("name=", "train.save_model=", "train.progress=")  # bookkeeping, not part of the ablation
-    return {r.display: [o for o in r.overrides if not o.startswith(skip)] for r in runs}
+
+def study_overrides(sweeps: tuple[str, ...] = ("ablations", "textgen")) -> dict[str, list[str]]:
+    """Experiment display name -> the overrides its sweep entry adds (the ablation's delta, read from the sweep
+    files as written: the tuned values an entry starts from are not part of it)."""
+    from miar.study.plan import SWEEPS_DIR
+
+    out = {}
+    for sweep in sweeps:
+        try:
+            import yaml
+            entries = yaml.safe_load((SWEEPS_DIR / f"{sweep}.yaml").read_text()).get("runs") or []
+        except (OSError, ValueError, AttributeError):  # a sweep missing or being edited must not break the book
+            continue
+        for e in entries:
+            if isinstance(e, dict) and e.get("variant"):
+                stem = Path(str(e.get("experiment", ""))).stem
+                out[f"{stem}+{e['variant']}"] = [o for o in e.get("overrides") or []
+                                                  if not str(o).startswith(("train.save_model=", "train.progress="))]
+    return out
 
 
 def spec_table(cfg, overrides: dict[str, list[str]], base: str = MAIN) -> pd.DataFrame:
@@ -101,12 +116,12 @@ def spec_table(cfg, overrides: dict[str, list[str]], base: str = MAIN) -> pd.Dat
     rows = []
     for choice, key, abl in SPEC:
         ablation = []
-        swept = [n.split("+", 1)[1] for n, ov in overrides.items() if n.startswith(base + "+")
+        prefix = variant("", base)
+        swept = [n[len(prefix):] for n, ov in overrides.items() if n.startswith(prefix) and n != base
                  and any(o.split("=", 1)[0] == key for o in ov)]
         for v in dict.fromkeys([*swept, *abl]):
-            name = f"{base}+{v}"
-            ov = overrides.get(name)
-            ablation.append(f"`+{v}` ({', '.join(f'`{o}`' for o in ov) if ov else 'planned'})")
+            ov = overrides.get(variant(v, base))
+            ablation.append(f"`.{v}` ({', '.join(f'`{o}`' for o in ov) if ov else 'planned'})")
         rows.append({"Choice left open": choice, "Our default": f"`{config_value(cfg, key)}`",
                      "Alternatives": _alternatives(cfg, key), "Config key": f"`{key}`" +
                      (" [inferred]" if key in inferred else ""), "Ablation": "; ".join(ablation) or "-"})

@@ -4,10 +4,10 @@ experiments each chapter reads (:func:`planned`) and the words for missing resul
 from __future__ import annotations
 
 RESULTS_ENV = "MIAR_RESULTS"  # overrides the results directory the book reads (tests use it)
-MAIN = "mosi_bc_miar"
+MAIN = "mosi_std_miar+tuned"  # the primary setting: standard split, leak-free modalities, the tuned configuration
 PRIMARY = "mae"  # the metric the verdicts use: the trained objective and the selection criterion
 SECONDARY = "non0_acc2"
-RERUN = "miar sweep study && miar collect"
+RERUN = "make study (miar tune for each model, then miar sweep primary, ablations, legacy, synthetic; miar collect)"
 ALIGN_RERUN = "miar align <experiment> (papermill runs notebooks/alignment.ipynb over its runs with model.pt)"
 NOT_RUN = "not yet run"
 METRIC_INFO = {  # label, display scale, decimals (accuracies and F1 in percent, as the field reports them)
@@ -17,37 +17,65 @@ METRIC_INFO = {  # label, display scale, decimals (accuracies and F1 in percent,
     "has0_macro_f1": ("Has0 macro-F1", 100, 2), "modality_gap": ("Modality gap", 1, 3),
 }
 LOWER_IS_BETTER = {"mae", "modality_gap"}
-BASELINES = {  # experiment -> label: every model of the main table, same data, split and protocol
-    "mosi_bc_text_only": "Text only", "mosi_bc_early_fusion": "Early fusion",
-    "mosi_bc_late_fusion": "Late fusion", "mosi_bc_bclstm": "bc-LSTM (ours)",
-    "mosi_bc_mult": "MulT (ours)", "mosi_bc_misa": "MISA (ours)",
-}
-MAIN_TABLE = {MAIN: "MIAR (ours)", **BASELINES}
-STD_TABLE = {n.replace("mosi_bc_", "mosi_std_"): lab for n, lab in MAIN_TABLE.items()}  # standard split
-ABLATIONS = {  # variant of MAIN -> what it changes (the study sweep holds the exact overrides)
+MODELS = {"miar": "MIAR (ours)", "text_only": "Text only", "early_fusion": "Early fusion",
+          "late_fusion": "Late fusion", "bclstm": "bc-LSTM (ours)", "mult": "MulT (ours)", "misa": "MISA (ours)"}
+
+
+def tuned(model: str, split: str = "std") -> str:
+    """The primary table's experiment of ``model`` (a key of :data:`MODELS`) on ``split`` (std or bclf)."""
+    return f"mosi_{split}_{model}+tuned"
+
+
+def variant(name: str, base: str = MAIN) -> str:
+    """An ablation of ``base``: ``base.name`` when base is itself a variant (``mosi_std_miar+tuned.no_norm``)."""
+    return f"{base}.{name}" if "+" in base else f"{base}+{name}"
+
+
+def parts(experiment: str) -> tuple[str, str]:
+    """(the table row, the variant of it): ``mosi_std_miar+tuned.no_norm`` -> (``mosi_std_miar+tuned``, ``no_norm``),
+    ``mosi_std_mult+tuned`` -> (itself, ""), ``synth_gap+no_norm`` -> (``synth_gap``, ``no_norm``)."""
+    base, plus, v = experiment.partition("+")
+    if not plus:
+        return experiment, ""
+    head, dot, rest = v.partition(".")
+    if dot:
+        return f"{base}+{head}", rest
+    return (experiment, "") if v == "tuned" else (base, v)
+
+
+BASELINES = {tuned(m): lab for m, lab in MODELS.items() if m != "miar"}  # the primary table's baselines
+MAIN_TABLE = {MAIN: MODELS["miar"], **BASELINES}  # standard split (52/10/31 videos), leak-free, tuned
+BC_TABLE = {tuned(m, "bclf"): lab for m, lab in MODELS.items()}  # bc split, leak-free, the same configurations
+LEGACY_TABLE = {f"legacy_{m}": lab for m, lab in MODELS.items()}  # released T+A+V, cross-fitted in the bc test
+TUNING = {m: f"mosi_std_{m}" for m in MODELS}  # model -> its tuning study (results/tune/<study>.db)
+ABLATIONS = {  # variant of MAIN -> what it changes (miar/experiments/sweeps/ablations.yaml holds the overrides)
     "no_contrastive": "no contrastive term", "no_interaction": "no feature interaction (pooled tokens)",
-    "no_norm": "no normalization after projection", "batchnorm": "batch norm instead of layer norm",
-    "h2": "token scheme H2 (directed, MulT-like)", "h3": "token scheme H3 (one joint masked transformer)",
-    "tokens3": "three tokens (no fused token)", "weight0.03": "smaller contrastive weight",
-    "weight0.3": "larger contrastive weight", "weight1": "much larger contrastive weight",
-    "learnable_temp": "learnable temperature", "supcon": "supervised contrastive (polarity positives)",
-    "context0": "no neighbouring utterances", "context8": "a wider window of neighbouring utterances",
+    "no_norm": "no normalization after projection", "tokens3": "three tokens (no fused token)",
     "gate": "learned gate over the tokens",
+    "pooled": "contrastive term on the pooled unimodal features (before the interaction)",
+    "no_norm_noz": "no normalization and no input z-scoring", "w128l2": "width 128, two layers",
+    "batchnorm": "batch norm instead of layer norm", "h2": "token scheme H2 (directed, MulT-like)",
+    "h3": "token scheme H3 (one joint masked transformer)", "learnable_temp": "learnable temperature",
+    "supcon": "supervised contrastive (polarity positives)", "context0": "no neighbouring utterances",
+    "context8": "a wider window of neighbouring utterances",
 }
-SYNTH = "synth_shift"  # synthetic data with known modality shifts and strengths (the alignment chapter)
-SYNTH_VARIANTS = {"no_contrastive": "no contrastive term", "no_norm": "no normalization",
-                  "no_align": "neither contrastive term nor normalization"}
-ENCODERS = {"cnn": "released CNN (100-d)", "minilm": "all-MiniLM-L6-v2 (384-d)",
-            "mpnet": "all-mpnet-base-v2 (768-d)", "static": "static Model2Vec-style (64-d)"}
+COMPONENTS = ("no_interaction", "no_contrastive", "no_norm", "tokens3", "gate")  # the abstract's own (10 seeds)
+SYNTH_GAP, SYNTH_INTERACTION, SYNTH_STRENGTHS = "synth_gap", "synth_interaction", "synth_strengths"
+SYNTH = SYNTH_GAP  # the alignment claim's synthetic check: a modality gap z-scoring cannot remove
+SYNTH_VARIANTS = {"no_contrastive": "no contrastive term", "no_norm": "no normalization"}
+ENCODERS = {"mpnet": "all-mpnet-base-v2, frozen (768-d)", "minilm": "all-MiniLM-L6-v2, frozen (384-d)",
+            "static": "static Model2Vec-style (64-d)",
+            "ft_minilm": "all-MiniLM-L6-v2, fine-tuned (top 2 layers)"}  # mpnet: the primary table's own
 HEADLINE = ("has0_acc2", "non0_acc2", "non0_f1", "acc7", "mae", "corr")  # the columns of the main tables
 
 
 def planned() -> dict[str, list[str]]:
     """The experiments this book reads, by chapter."""
-    return {"main table (bc split)": list(MAIN_TABLE),
-            "tuning budget (learning rate 3e-4)": [f"{n}+lr3e-4" for n in MAIN_TABLE],
-            "ablations": [f"{MAIN}+{v}" for v in ABLATIONS],
-            "text encoders": [f"{MAIN}+{e}" for e in ENCODERS if e != "cnn"]
-            + [f"mosi_bc_text_only+{e}" for e in ENCODERS if e != "cnn"],
-            "standard split (context)": list(STD_TABLE),
-            "synthetic (known truth)": [SYNTH, *(f"{SYNTH}+{v}" for v in SYNTH_VARIANTS)]}
+    return {"primary table (standard split)": list(MAIN_TABLE),
+            "primary table (bc split, leak-free)": list(BC_TABLE),
+            "legacy features (cross-fitted in the bc test videos)": list(LEGACY_TABLE),
+            "ablations": [variant(v) for v in ABLATIONS],
+            "synthetic (known truth)": [SYNTH_GAP, *(f"{SYNTH_GAP}+{v}" for v in SYNTH_VARIANTS),
+                                        SYNTH_INTERACTION, f"{SYNTH_INTERACTION}+no_interaction",
+                                        f"{SYNTH_INTERACTION}+late_fusion", f"{SYNTH_INTERACTION}+text_only",
+                                        SYNTH_STRENGTHS, f"{SYNTH_STRENGTHS}+gate"]}

@@ -12,8 +12,7 @@ from miar.metrics import METRICS
 from miar.report.anchors import ANCHORS_BC
 from miar.report.formatting import fmt_ci, fmt_stats, label
 from miar.report.io import prediction_metric, run_dirs
-from miar.report.study import ABLATIONS, ENCODERS, MAIN, METRIC_INFO, NOT_RUN, planned
-from miar.report.tuning import LEARNING_RATES
+from miar.report.study import ABLATIONS, ENCODERS, MAIN, METRIC_INFO, NOT_RUN, planned, tuned, variant
 
 
 def summary_frame(summary: dict, names=None, metrics=METRICS) -> pd.DataFrame:
@@ -54,8 +53,8 @@ def anchor_table(summary: dict, results: str | Path, anchors=ANCHORS_BC) -> pd.D
     and protocol; ours as mean ± std over seeds with n, the 95% CI, the difference and where the anchor falls."""
     out = []
     for a in anchors:
-        if a.ours == "majority":
-            s = prediction_metric(results, MAIN, "majority")
+        if a.ours == "majority":  # the bc split's test labels, from our bc-split MIAR runs
+            s = prediction_metric(results, tuned("miar", "bclf"), "majority")
             name = "test labels of our runs"
         elif a.ours is None:
             s, name = None, "(no matching experiment)"
@@ -125,17 +124,20 @@ def gate_vs_truth(results: str | Path, experiment: str) -> pd.DataFrame:
 
 
 def variants(summary: dict, base: str = MAIN) -> list[str]:
-    """Experiments ``<base>+<variant>`` in the results, in ABLATIONS order, then any others."""
-    found = [n for n in summary if n.startswith(base + "+")]
-    order = {f"{base}+{v}": i for i, v in enumerate([*ABLATIONS, *ENCODERS])}
+    """The variants of ``base`` in the results (:func:`~miar.report.study.variant`), in ABLATIONS order, then
+    any others."""
+    prefix = variant("", base)
+    found = [n for n in summary if n.startswith(prefix) and n != base]
+    order = {variant(v, base): i for i, v in enumerate([*ABLATIONS, *ENCODERS])}
     return sorted(found, key=lambda n: (order.get(n, len(order)), n))
 
 
 def ablation_names(summary: dict, overrides: dict[str, list[str]], base: str = MAIN) -> list[str]:
-    """Ablation variants of ``base`` (text encoders and the tuning budget's rates excluded): ABLATIONS,
-    then any others in the study sweep or in the results, in that order."""
-    extra = [n.split("+", 1)[1] for n in [*overrides, *summary] if n.startswith(base + "+")]
-    return list(dict.fromkeys(v for v in [*ABLATIONS, *extra] if v not in ENCODERS and v not in LEARNING_RATES))
+    """Ablation variants of ``base`` (text encoders excluded): ABLATIONS, then any others in the ablations sweep
+    or in the results, in that order."""
+    prefix = variant("", base)
+    extra = [n[len(prefix):] for n in [*overrides, *summary] if n.startswith(prefix) and n != base]
+    return list(dict.fromkeys(v for v in [*ABLATIONS, *extra] if v not in ENCODERS))
 
 
 def split_sizes_table(results: str | Path) -> pd.DataFrame:
