@@ -69,8 +69,6 @@ from miar.report.perf import (
     readme_speed,
     scaling_figure,
     speedup_figure,
-    study_time_table,
-    study_wall,
     sweep_records,
     targets_table,
 )
@@ -113,6 +111,7 @@ from miar.report.study import (
     tuned,
     variant,
 )
+from miar.report.study_time import study_time_table, study_wall
 from miar.report.tables import (
     ablation_names,
     anchor_table,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.report.study import NOT_RUN
+from miar.report.study_time import study_wall, sweep_records
 from miar.study.record import KERNELS_FRESH, KERNELS_REUSED
 
 TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
@@ -18,40 +19,6 @@ TARGET_STUDY_S = 2400.0  # "well under an hour" for the whole study on 2 CPU cor
 
 def load_bench(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
-
-
-def sweep_records(results: str | Path, name: str | None = None) -> pd.DataFrame:
-    """Every ``results/sweeps/<sweep>-<start>.json``, oldest first."""
-    rows = [json.loads(p.read_text()) for p in sorted((Path(results) / "sweeps").glob("*.json"))]
-    df = pd.DataFrame(rows)
-    if df.empty or name is None:
-        return df
-    return df[df["sweep"].map(lambda s: Path(str(s)).stem) == name].reset_index(drop=True)
-
-
-STUDY_SWEEPS = ("primary", "ablations", "legacy", "synthetic")  # the redesigned study (make study), after tuning
-
-
-def _full(results: str | Path, name: str) -> dict | None:
-    """The newest invocation of sweep ``name`` that ran all of it from scratch without failures."""
-    df = sweep_records(results, name)
-    if df.empty or "complete_from_scratch" not in df:
-        return None
-    full = df[df["complete_from_scratch"].astype(bool)]
-    return None if full.empty else full.iloc[-1].to_dict()
-
-
-def study_wall(results: str | Path) -> dict | None:
-    """The study's wall time: the redesigned study's sweeps (:data:`STUDY_SWEEPS`), each its newest run from
-    scratch, summed (``parts`` names them), once every one has such a record; before that the old ``study``
-    sweep's record."""
-    parts = {n: _full(results, n) for n in STUDY_SWEEPS}
-    if all(parts.values()):
-        first = next(iter(parts.values()))
-        return {**first, "sweep": "+".join(STUDY_SWEEPS), "wall_s": sum(float(p["wall_s"]) for p in parts.values()),
-                "runs_in_sweep": sum(int(p["runs_in_sweep"]) for p in parts.values()),
-                "workers": max(int(p["workers"]) for p in parts.values()), "parts": parts}
-    return _full(results, "study")
 
 
 def kernel_overhead(results: str | Path, name: str = "main") -> pd.DataFrame:
@@ -281,38 +248,3 @@ def epoch_runs_table(results: str | Path) -> pd.DataFrame:
                      f"≤ {TARGET_EPOCH_S:.0f} s": "yes" if r["miar_mosei_epoch_s"] <= TARGET_EPOCH_S else "no"})
     return pd.DataFrame(rows)
 
-
-def study_time_table(results: str | Path) -> pd.DataFrame:
-    """Where the redesigned study's time goes: each tuning study (wall from its Optuna trials' start and end
-    times, read from the SQLite file with the standard library) and each of the study's sweeps (its newest
-    record), with the run count and the runs' own summed wall time (worker-seconds, from ``env.json``)."""
-    import sqlite3
-
-    from miar.report.study import TUNING
-
-    results, rows = Path(results), []
-    for model, study in TUNING.items():
-        db = results / "tune" / f"{study}.db"
-        if not db.is_file():
-            continue
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            start, end, n = con.execute("SELECT min(datetime_start), max(datetime_complete), count(*) FROM trials"
-                                        ).fetchone()
-        envs = list((results / "tune" / "runs").glob(f"{study}+t*/s*/env.json"))
-        wall = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() if start and end else float("nan")
-        rows.append({"Part": f"tuning `{study}`", "Runs": len(envs), "Wall (min)": round(wall / 60, 1),
-                     "Runs' own time (worker-min)": round(sum(json.loads(e.read_text()).get("wall_time_s", 0)
-                                                              for e in envs) / 60, 1), "Trials": n})
-    for name in STUDY_SWEEPS:
-        df = sweep_records(results, name)
-        if df.empty:
-            continue
-        r = df.iloc[-1]
-        rows.append({"Part": f"sweep `{name}`", "Runs": int(r["runs_executed"]), "Wall (min)": round(float(r["wall_s"]) / 60, 1),
-                     "Runs' own time (worker-min)": "-", "Trials": "-"})
-    if rows:
-        rows.append({"Part": "total", "Runs": sum(int(r["Runs"]) for r in rows),
-                     "Wall (min)": round(sum(float(r["Wall (min)"]) for r in rows), 1),
-                     "Runs' own time (worker-min)": "-", "Trials": "-"})
-    return pd.DataFrame(rows, columns=["Part", "Runs", "Wall (min)", "Runs' own time (worker-min)", "Trials"],
-                        dtype=object)
