@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How often do the study's tests call a difference where there is none, and how often do they find a real one?
 
-Simulates pairs of experiments on a test set shaped like CMU-MOSI's bc split (31 videos, ~24 utterances each,
-5 seeds per experiment) and applies :mod:`miar.stats` exactly as ``miar collect`` does, for MAE:
+Simulates pairs of experiments on a test set shaped like the study's (31 videos; by default ~22 utterances each and
+10 seeds per experiment, as the primary table on the standard split; ``--per-video``, ``--seeds``) and applies :mod:`miar.stats` exactly as ``miar collect`` does, for MAE:
 
 - ``null_utterance_noise``: A and B are two seed sets of one model; seeds differ utterance by utterance.
 - ``null_seed_offsets``: the same, but each seed also shifts all its predictions (seed-level variation).
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from miar import stats as S  # noqa: E402
 from miar.records import atomic_write  # noqa: E402
 
-VIDEOS, PER_VIDEO, SEEDS = 31, 24, 5
+VIDEOS = 31  # both splits' test sets have 31 videos
 SCENARIOS = {  # name -> (per-utterance seed noise, per-seed offset, extra noise on B)
     "null_utterance_noise": (0.15, 0.0, 0.0),
     "null_seed_offsets": (0.15, 0.3, 0.0),
@@ -38,13 +38,13 @@ SCENARIOS = {  # name -> (per-utterance seed noise, per-seed offset, extra noise
 }
 
 
-def simulate(rng, seed_noise: float, offset: float, extra_b: float) -> S.Pair:
-    video = np.repeat(np.arange(VIDEOS), PER_VIDEO)
+def simulate(rng, seed_noise: float, offset: float, extra_b: float, seeds: int = 10, per_video: int = 22) -> S.Pair:
+    video = np.repeat(np.arange(VIDEOS), per_video)
     n = video.size
     y = rng.normal(0, 1.5, n)
     base = 0.6 * y + 0.4 * rng.normal(0, 1, VIDEOS)[video] + rng.normal(0, 0.7, n)  # what both models share
-    a = base + rng.normal(0, seed_noise, (SEEDS, n)) + rng.normal(0, offset, (SEEDS, 1))  # (S, N)
-    b = base + rng.normal(0, seed_noise, (SEEDS, n)) + rng.normal(0, offset, (SEEDS, 1)) \
+    a = base + rng.normal(0, seed_noise, (seeds, n)) + rng.normal(0, offset, (seeds, 1))  # (S, N)
+    b = base + rng.normal(0, seed_noise, (seeds, n)) + rng.normal(0, offset, (seeds, 1)) \
         + rng.normal(0, extra_b, n)
     return S.Pair(a, b, y, video)
 
@@ -73,16 +73,19 @@ def main(argv=None) -> int:
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples and permutations each")
     ap.add_argument("--effect", type=float, default=0.27,
                     help="extra prediction noise on B in the effect scenario (about 0.03 lower MAE for A)")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per experiment (the primary table's 10)")
+    ap.add_argument("--per-video", type=int, default=22, help="test utterances per video (686 / 31 on the standard split)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=Path("results/stats/calibration.json"))
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     start, out = time.time(), {}
     for name, (noise, offset, extra) in SCENARIOS.items():
-        pairs = [simulate(rng, noise, offset, args.effect if extra is None else extra) for _ in range(args.sims)]
+        pairs = [simulate(rng, noise, offset, args.effect if extra is None else extra, args.seeds, args.per_video)
+                 for _ in range(args.sims)]
         out[name] = rates(pairs, args.resamples)
         print(name, json.dumps(out[name]), flush=True)
-    record = {"videos": VIDEOS, "utterances_per_video": PER_VIDEO, "seeds": SEEDS, "sims": args.sims,
+    record = {"videos": VIDEOS, "utterances_per_video": args.per_video, "seeds": args.seeds, "sims": args.sims,
               "resamples": args.resamples, "effect_noise": args.effect, "seed": args.seed,
               "scenarios": {k: {"seed_noise": v[0], "seed_offset": v[1]} for k, v in SCENARIOS.items()},
               "results": out, "wall_time_s": round(time.time() - start, 1)}

@@ -181,8 +181,9 @@ def test_calibration_script_writes_its_record(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "c.json"
-    assert mod.main(["--sims", "3", "--resamples", "100", "--json", str(out)]) == 0
+    assert mod.main(["--sims", "3", "--resamples", "100", "--seeds", "4", "--per-video", "5", "--json", str(out)]) == 0
     import json
     data = json.loads(out.read_text())
+    assert (data["seeds"], data["utterances_per_video"], data["videos"]) == (4, 5, 31)  # the shape it simulated
     assert set(data["results"]) == set(mod.SCENARIOS)
     assert all(0 <= v <= 1 for r in data["results"].values() for k, v in r.items() if k.endswith(("0.05", "_0")))
