@@ -65,14 +65,20 @@ def test_study_wall_time_from_sweep_record_and_run_records(tmp_path):
     assert got["runs"] == 2 and got["sum_of_run_wall_times_s"] == pytest.approx(15.5)
     assert "sweep_wall_s" not in got  # no sweep record yet
     (tmp_path / "sweeps").mkdir()
-    rec = {"sweep": "study", "started_utc": "2026-01-01T00:00:00Z", "wall_s": 1800.0, "workers": 2,
-           "runs_in_sweep": 2, "runs_executed": 2, "runs_failed": 0, "complete_from_scratch": True}
-    (tmp_path / "sweeps" / "study-20260101T000000Z.json").write_text(json.dumps(rec))
+    from miar.report.study_time import STUDY_SWEEPS
+    for i, name in enumerate(STUDY_SWEEPS):  # the study's time: each of its sweeps, run from scratch
+        rec = {"sweep": name, "started_utc": "2026-01-01T00:00:00Z", "wall_s": 450.0, "workers": 2,
+               "runs_in_sweep": 2, "runs_executed": 2, "runs_failed": 0, "complete_from_scratch": True}
+        (tmp_path / "sweeps" / f"{name}-20260101T00000{i}Z.json").write_text(json.dumps(rec))
+        if i == 0:
+            assert cli.study_wall_time(tmp_path).get("sweep_wall_s") is None  # not until every sweep has one
     partial = {**rec, "started_utc": "2026-01-02T00:00:00Z", "wall_s": 5.0, "runs_executed": 1,
                "complete_from_scratch": False}  # a later top-up run does not count as the study's time
-    (tmp_path / "sweeps" / "study-20260102T000000Z.json").write_text(json.dumps(partial))
+    (tmp_path / "sweeps" / f"{rec['sweep']}-20260102T000000Z.json").write_text(json.dumps(partial))
+    old = {**rec, "sweep": "study", "wall_s": 99.0}  # the first design's sweep is not this study
+    (tmp_path / "sweeps" / "study-20260101T000000Z.json").write_text(json.dumps(old))
     got = cli.study_wall_time(tmp_path)
-    assert got["sweep_wall_s"] == 1800.0 and got["sweep_workers"] == 2
+    assert got["sweep_wall_s"] == 450.0 * len(STUDY_SWEEPS) and got["sweep_workers"] == 2
 
 
 def test_mmsa_mult_built_with_our_hyperparameters():

@@ -400,11 +400,14 @@ def test_performance_targets_and_readme_speed(tmp_path):
     t = R.targets_table(bench, None)
     assert list(t["Met"]) == ["yes", "no", "-"]
     (tmp_path / "sweeps").mkdir()
-    (tmp_path / "sweeps" / "study-20260101T000000Z.json").write_text(json.dumps(
-        {"sweep": "/x/study.yaml", "started_utc": "2026", "wall_s": 1500.0, "workers": 2, "runs_in_sweep": 245,
-         "runs_executed": 245, "runs_failed": 0, "complete_from_scratch": True}))
+    from miar.report.study_time import STUDY_SWEEPS
+    for name in STUDY_SWEEPS:  # the redesigned study's four sweeps, each run from scratch
+        (tmp_path / "sweeps" / f"{name}-20260101T000000Z.json").write_text(json.dumps(
+            {"sweep": f"/x/{name}.yaml", "started_utc": "2026", "wall_s": 300.0, "workers": 2, "runs_in_sweep": 49,
+             "runs_executed": 49, "runs_failed": 0, "complete_from_scratch": True}))
     study = R.study_wall(tmp_path)
-    assert study["wall_s"] == 1500.0 and R.targets_table(bench, study)["Met"].iloc[-1] == "yes"
+    assert study["wall_s"] == 300.0 * len(STUDY_SWEEPS) and study["runs_in_sweep"] == 49 * len(STUDY_SWEEPS)
+    assert R.targets_table(bench, study)["Met"].iloc[-1] == "yes"
     line = R.readme_speed(tmp_path)
     assert "**1.80×**" in line and "41.0 s" in line and "25 min" in line and "fake CPU" in line
     assert R.mmsa_table(bench)["Speedup"].item() == "1.80×"

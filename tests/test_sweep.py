@@ -227,3 +227,18 @@ def test_fresh_kernels_give_the_same_runs(swept, tmp_path, monkeypatch):
     fresh = json.loads((tmp_path / "results" / "runs" / "smoke+nocon" / "s1" / "metrics.json").read_text())
     reused = json.loads((results / "runs" / "smoke+nocon" / "s1" / "metrics.json").read_text())
     assert fresh["test"] == reused["test"] and fresh["valid"] == reused["valid"]
+
+
+def test_textgen_runs_the_two_strongest_baselines_of_the_committed_primary_table():
+    """The text-generalization sweep names its baselines; they must be the primary table's two strongest by mean
+    validation MAE in the committed results (validation data only), or the sweep file is out of date."""
+    import yaml
+
+    from miar import report as R
+    summary = R.load_summary(REPO / "results")
+    assert R.present(summary, R.MAIN_TABLE) == list(R.MAIN_TABLE), "the committed primary table is incomplete"
+    strongest = {R.parts(n)[0].removeprefix("mosi_std_").removesuffix("+tuned")
+                 for n in R.ranked_by_validation(summary, R.BASELINES)[:2]}
+    entries = yaml.safe_load((REPO / "miar" / "experiments" / "sweeps" / "textgen.yaml").read_text())["runs"]
+    models = {e["experiment"].removeprefix("mosi_std_") for e in entries}
+    assert models == {"miar", *strongest}
