@@ -54,6 +54,18 @@ def test_alignment_notebooks_are_complete_when_every_run_is_analysed(tmp_path):
     assert V.notebook_done(tmp_path, "b", "s1") and not V.notebook_done(tmp_path, "b", "s9")
 
 
+
+def test_cross_fitted_folds_share_one_line_and_leave_the_experiment_table(tmp_path):
+    for exp in ("legacy_miar+r0f0", "legacy_miar+r1f4", "mosi_std_miar+tuned"):
+        (tmp_path / "notebooks" / exp).mkdir(parents=True)
+        (tmp_path / "notebooks" / exp / "s1111.ipynb").write_text("{}")
+        _run(tmp_path, exp, "s1111", model=False)
+    lines = V.notebook_links(tmp_path, tmp_path / "book").splitlines()
+    assert len(lines) == 2 and lines[0].startswith("- `legacy_miar` (cross-fitted folds")
+    assert "r0f0/s1111 <" in lines[0] and "r1f4/s1111 <" in lines[0] and "(incomplete)" not in lines[0]
+    kept, folded = V.without_folds({"legacy_miar+r0f0": {}, "legacy_mult+r2f1": {}, "mosi_std_miar+tuned": {}})
+    assert list(kept) == ["mosi_std_miar+tuned"] and folded == ["legacy_miar", "legacy_mult"]
+
 def test_cross_cpu_table_has_no_negative_zeros():
     cmp = {"old": {"label": "A"}, "new": {"label": "B"}, "experiments": [
         {"experiment": "e", "n": 5, "old_mae": 0.85271, "new_mae": 0.85269, "old_has0_acc2": 0.79361,

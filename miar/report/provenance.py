@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from miar.pooled import FOLD_DIR
 from miar.report.formatting import sig, words
 from miar.report.io import notebooks
 
@@ -95,8 +96,18 @@ def notebook_links(results: str | Path, doc_dir: str | Path) -> str:
         rel = Path(os.path.relpath(nb.resolve(), Path(doc_dir).resolve())).as_posix()
         name = "alignment analysis" if nb.stem == ALIGNMENT_NOTEBOOK else nb.stem
         mark = "" if notebook_done(results, exp, nb.stem) else " (incomplete)"
-        groups.setdefault(exp, []).append(f"{{download}}`{name} <{rel}>`{mark}")
+        fold = FOLD_DIR.match(exp)  # the cross-fitted folds of one experiment share its line (r<R>f<F>/<run>)
+        key = f"{fold['experiment']}` (cross-fitted folds, r<repeat>f<fold>/run): `" if fold else exp
+        name = f"r{fold['repeat']}f{fold['fold']}/{name}" if fold else name
+        groups.setdefault(key, []).append(f"{{download}}`{name} <{rel}>`{mark}")
     return "\n".join(f"- `{exp}`: " + ", ".join(links) for exp, links in groups.items())
+
+
+def without_folds(summary: dict) -> tuple[dict, list[str]]:
+    """``summary.json``'s experiments without the cross-fitted fold records (one seed each, a fifth of the
+    test videos: they are read pooled, in ``legacy_cv``), and the experiments whose folds were left out."""
+    kept = {n: e for n, e in summary.items() if not FOLD_DIR.match(n)}
+    return kept, sorted({m["experiment"] for n in summary if (m := FOLD_DIR.match(n))})
 
 
 ALIGNMENT_NOTEBOOK = "alignment"  # `miar align` saves results/notebooks/<experiment>/alignment.ipynb
