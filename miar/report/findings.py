@@ -106,9 +106,10 @@ def _ablations(comps: pd.DataFrame) -> str | None:
     if ran.empty:
         return None
     decided = ran[ran["verdict"].isin(["better", "worse"])]
-    names = [f"{display_name(b if a == MAIN else a)} ({'worse' if (v == 'better') == (a == MAIN) else 'better'} "
-             f"than MIAR)" for a, b, v in zip(decided["a"], decided["b"], decided["verdict"])]
-    found = f": {words(names)}" if names else ""
+    names = [f"{display_name(b if a == MAIN else a).removeprefix('MIAR, ')} "
+             f"({'worse' if (v == 'better') == (a == MAIN) else 'better'} than MIAR)"
+             for a, b, v in zip(decided["a"], decided["b"], decided["verdict"])]
+    found = f": {'; '.join(names)}" if names else ""  # "; ": the variants' names hold commas
     verb = "differs" if len(decided) == 1 else "differ"
     return (f"Of {len(ran)} variants of MIAR (its components and the choices we inferred), {len(decided)} "
             f"{verb} detectably from it in {label(PRIMARY)}{found}.")
