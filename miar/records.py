@@ -162,6 +162,22 @@ def cpu_model() -> str:
     return names[0] if names else platform.processor() or platform.machine()
 
 
+def simd_level() -> str:
+    """The SIMD level the CPU kernels dispatch to: torch's ("AVX2", "AVX512", ...) and numpy's highest
+    dispatched target, e.g. "torch AVX512, numpy AVX512_ICL". Two CPUs with one model name (``/proc/cpuinfo``
+    says "AMD EPYC" for several generations) can differ here, and then so can the last bits of a float32 result."""
+    import torch
+
+    out = [f"torch {torch.backends.cpu.get_cpu_capability()}"]
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+        levels = [k for k in __cpu_dispatch__ if __cpu_features__.get(k)]
+        out.append(f"numpy {levels[-1] if levels else 'baseline'}")
+    except ImportError:  # numpy < 2 names the module differently; the torch level is what matters most
+        pass
+    return ", ".join(out)
+
+
 def environment(device: str, threads: int, wall_time_s: float) -> dict:
     import numpy
     import torch
@@ -173,7 +189,8 @@ def environment(device: str, threads: int, wall_time_s: float) -> dict:
         "miar": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
         "numpy": numpy.__version__, "platform": platform.platform(),
         "device": device, "device_name": dev_name or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": threads, "wall_time_s": round(wall_time_s, 3),
+        "cpu_simd": simd_level(), "cpu_count": os.cpu_count(), "torch_threads": threads,
+        "wall_time_s": round(wall_time_s, 3),
     }
 
 

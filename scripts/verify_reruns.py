@@ -2,7 +2,8 @@
 
     python scripts/verify_reruns.py results/runs/<experiment>/<run> [...]   # or --sample N --results DIR
 Prints one line per run and exits 1 if any rerun differs; ``--json FILE`` also writes every comparison with
-the CPU of the record and of the rerun (bitwise equality is expected on the same CPU model only).
+the CPU and SIMD level of the record and of the rerun (bitwise equality is expected on the same CPU
+model and SIMD level only: AVX2 and AVX-512 kernels round float32 differently).
 """
 
 import argparse
@@ -13,13 +14,14 @@ import tempfile
 from pathlib import Path
 
 from miar import config as C
-from miar.records import atomic_write, cpu_model, git_commit, is_complete
+from miar.records import atomic_write, cpu_model, git_commit, is_complete, simd_level
 from miar.train import fit
 
 
 def verify(run_dir: Path) -> dict:
     recorded = json.loads((run_dir / "metrics.json").read_text())["test"]
-    recorded_on = json.loads((run_dir / "env.json").read_text()).get("device_name")
+    env = json.loads((run_dir / "env.json").read_text())
+    recorded_on = env.get("device_name")
     cfg = C.load(str(run_dir / "config.yaml"))
     cfg = C.merge(cfg, {"train": {"progress": False, "save_model": False}})
     with tempfile.TemporaryDirectory() as tmp:
@@ -28,6 +30,7 @@ def verify(run_dir: Path) -> dict:
     diff = {k: (recorded[k], rerun[k]) for k in recorded if recorded[k] != rerun[k]}
     print(f"{'same' if same else 'DIFFERENT'} {run_dir} {'' if same else diff}", flush=True)
     return {"run": str(run_dir), "same": same, "recorded_on": recorded_on, "rerun_on": cpu_model(),
+            "recorded_simd": env.get("cpu_simd"), "rerun_simd": simd_level(),  # None: recorded before it was kept
             "commit": git_commit()["commit"], "differences": diff}
 
 

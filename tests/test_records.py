@@ -44,3 +44,13 @@ def test_umask_is_read_without_changing_it():
         assert os.umask(0o027) == 0o027  # still what it was
     finally:
         os.umask(old)
+
+
+def test_environment_keeps_the_simd_level_beside_the_cpu_name():
+    from miar.records import environment, simd_level
+
+    level = simd_level()
+    assert level.startswith("torch ") and level.split(",")[0].split()[1] in {
+        "DEFAULT", "AVX2", "AVX512", "SVE256", "SVE", "NEON", "VSX", "ZVECTOR"}
+    env = environment("cpu", 1, 0.5)
+    assert env["cpu_simd"] == level and env["device_name"]

@@ -31,7 +31,7 @@ def compute_table(env: pd.DataFrame) -> pd.DataFrame:
 
 def environment_table(env: pd.DataFrame) -> pd.DataFrame:
     """The distinct values of each environment field over all runs (one line each)."""
-    keys = ["miar", "python", "torch", "numpy", "platform", "device", "device_name", "cpu_count", "commit", "dirty"]
+    keys = ["miar", "python", "torch", "numpy", "platform", "device", "device_name", "cpu_simd", "cpu_count", "commit", "dirty"]
     rows = [{"Field": k, "Values over the runs": ", ".join(sorted({str(v) for v in env[k].dropna()})) or "-"}
             for k in keys if k in env]
     return pd.DataFrame(rows)
@@ -129,8 +129,12 @@ def rerun_table(results: str | Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame()
     rows = json.loads(path.read_text())["runs"]
+    def on(cpu, simd):  # the SIMD level where kept: one model name covers CPUs that round differently
+        return f"{cpu} ({simd})" if simd else str(cpu)
+
     return pd.DataFrame([{"Run": Path(r["run"]).parent.name + "/" + Path(r["run"]).name,
-                          "Recorded on": r["recorded_on"], "Rerun on": r["rerun_on"],
+                          "Recorded on": on(r["recorded_on"], r.get("recorded_simd")),
+                          "Rerun on": on(r["rerun_on"], r.get("rerun_simd")),
                           "Rerun at commit": str(r["commit"])[:10],
                           "Test metrics": "identical" if r["same"] else f"differ: {words(sorted(r['differences']))}"}
                          for r in rows])
