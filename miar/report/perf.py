@@ -14,7 +14,7 @@ from miar.study.record import KERNELS_FRESH, KERNELS_REUSED
 
 TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
 TARGET_EPOCH_S = 30.0  # one MIAR epoch at MOSEI size on 2 CPU cores
-TARGET_STUDY_S = 2400.0  # "well under an hour" for the whole study on 2 CPU cores, read as <= 40 min
+TARGET_STUDY_S = 4 * 3600.0  # the redesigned study, tuning included, on 2 cores with 2 workers (issue 15)
 
 
 def load_bench(path: str | Path) -> dict:
@@ -62,16 +62,16 @@ def targets_table(report: dict, study: dict | None) -> pd.DataFrame:
     rows.append({"Measure": f"One MIAR training epoch at MOSEI size ({what})",
                  "Value": f"{ep:.1f} s" if ep else NOT_RUN, "Target": f"≤ {TARGET_EPOCH_S:.0f} s",
                  "Met": "-" if ep is None else "yes" if ep <= TARGET_EPOCH_S else "no"})
+    target = f"≤ {TARGET_STUDY_S / 3600:.0f} h, tuning included (the study issue)"
     if study:
-        w = float(study["wall_s"])
+        w = float(study["wall_s"]) + float(study.get("tuning_s", 0))
         where = f", {study['cpu_model']}" if isinstance(study.get("cpu_model"), str) else ""
-        rows.append({"Measure": f"The whole study sweep ({study['runs_in_sweep']} runs, {study['workers']} workers"
-                                f"{where})",
-                     "Value": f"{w / 60:.1f} min", "Target": f"well under 60 min (≤ {TARGET_STUDY_S / 60:.0f} min)",
-                     "Met": "yes" if w <= TARGET_STUDY_S else "no"})
+        runs = int(study["runs_in_sweep"]) + int(study.get("tuning_runs", 0))
+        rows.append({"Measure": f"The whole study ({study.get('tuning_studies', 0)} tuning studies and "
+                                f"{len(study.get('parts', {})) or 1} sweeps, {runs} runs, {study['workers']} workers{where})",
+                     "Value": f"{w / 60:.1f} min", "Target": target, "Met": "yes" if w <= TARGET_STUDY_S else "no"})
     else:
-        rows.append({"Measure": "The whole study sweep", "Value": NOT_RUN,
-                     "Target": f"well under 60 min (≤ {TARGET_STUDY_S / 60:.0f} min)", "Met": "-"})
+        rows.append({"Measure": "The whole study", "Value": NOT_RUN, "Target": target, "Met": "-"})
     return pd.DataFrame(rows)
 
 
@@ -225,8 +225,10 @@ def readme_speed(results: str | Path) -> str | None:
     if study:
         cpu = study.get("cpu_model")
         on = f" on {cpu}" if isinstance(cpu, str) and cpu != report.get("machine", {}).get("cpu_model") else ""
-        parts.append(f"the whole study sweep ({study['runs_in_sweep']} runs) took {float(study['wall_s']) / 60:.0f} min "
-                     f"with {study['workers']} workers{on} (`results/sweeps/`)")
+        runs = int(study["runs_in_sweep"]) + int(study.get("tuning_runs", 0))
+        total = float(study["wall_s"]) + float(study.get("tuning_s", 0))
+        parts.append(f"the whole study ({runs} runs: its tuning studies and sweeps) took {total / 60:.0f} min with "
+                     f"{study['workers']} workers{on}, against a 4 h target (`results/sweeps/`, `results/tune/`)")
     if not parts:
         return None
     return f"Speed on {machine_text(report)} (`results/bench/cpu.json`): " + "; ".join(parts) + "."

@@ -37,32 +37,50 @@ def study_wall(results: str | Path) -> dict | None:
     parts = {n: _full(results, n) for n in STUDY_SWEEPS}
     if all(parts.values()):
         first = next(iter(parts.values()))
+        tune = study_time_table(results)
+        tune = tune[tune["Part"].str.startswith("tuning ")]
         return {**first, "sweep": "+".join(STUDY_SWEEPS), "wall_s": sum(float(p["wall_s"]) for p in parts.values()),
                 "runs_in_sweep": sum(int(p["runs_in_sweep"]) for p in parts.values()),
-                "workers": max(int(p["workers"]) for p in parts.values()), "parts": parts}
+                "workers": max(int(p["workers"]) for p in parts.values()), "parts": parts,
+                "tuning_s": tuning_seconds(results), "tuning_runs": int(tune["Runs"].sum()),
+                "tuning_studies": len(tune)}
     return None
 
 
 
 
-def study_time_table(results: str | Path) -> pd.DataFrame:
-    """Where the redesigned study's time goes: each tuning study (wall from its Optuna trials' start and end
-    times, read from the SQLite file with the standard library) and each of the study's sweeps (its newest
-    record), with the run count and the runs' own summed wall time (worker-seconds, from ``env.json``)."""
+def _tuning_parts(results: Path) -> list[tuple[str, float, int, list[Path]]]:
+    """Each tuning study with an Optuna file: (study, wall seconds from its trials' first start to last end,
+    trials, its trial runs' env.json files), read with the standard library's sqlite3."""
     import sqlite3
 
     from miar.report.study import TUNING
 
-    results, rows = Path(results), []
-    for model, study in TUNING.items():
+    out = []
+    for study in TUNING.values():
         db = results / "tune" / f"{study}.db"
         if not db.is_file():
             continue
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
             start, end, n = con.execute("SELECT min(datetime_start), max(datetime_complete), count(*) FROM trials"
                                         ).fetchone()
-        envs = list((results / "tune" / "runs").glob(f"{study}+t*/s*/env.json"))
         wall = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() if start and end else float("nan")
+        out.append((study, wall, n, list((results / "tune" / "runs").glob(f"{study}+t*/s*/env.json"))))
+    return out
+
+
+def tuning_seconds(results: str | Path) -> float:
+    """The tuning studies' summed wall time (0 without any)."""
+    return float(sum(wall for _, wall, _, _ in _tuning_parts(Path(results))))
+
+
+def study_time_table(results: str | Path) -> pd.DataFrame:
+    """Where the redesigned study's time goes: each tuning study (wall from its Optuna trials' start and end
+    times) and each of the study's sweeps (its newest record), with the run count and the runs' own summed wall
+    time (worker-seconds, from ``env.json``); the total is the rounded sum of the unrounded parts."""
+    results, rows, raw = Path(results), [], []
+    for study, wall, n, envs in _tuning_parts(results):
+        raw.append(wall / 60)
         rows.append({"Part": f"tuning `{study}`", "Runs": len(envs), "Wall (min)": round(wall / 60, 1),
                      "Runs' own time (worker-min)": round(sum(json.loads(e.read_text()).get("wall_time_s", 0)
                                                               for e in envs) / 60, 1), "Trials": n})
@@ -71,11 +89,12 @@ def study_time_table(results: str | Path) -> pd.DataFrame:
         if df.empty:
             continue
         r = df.iloc[-1]
+        raw.append(float(r["wall_s"]) / 60)
         rows.append({"Part": f"sweep `{name}`", "Runs": int(r["runs_executed"]), "Wall (min)": round(float(r["wall_s"]) / 60, 1),
                      "Runs' own time (worker-min)": "-", "Trials": "-"})
     if rows:
         rows.append({"Part": "total", "Runs": sum(int(r["Runs"]) for r in rows),
-                     "Wall (min)": round(sum(float(r["Wall (min)"]) for r in rows), 1),
+                     "Wall (min)": round(sum(raw), 1),
                      "Runs' own time (worker-min)": "-", "Trials": "-"})
     return pd.DataFrame(rows, columns=["Part", "Runs", "Wall (min)", "Runs' own time (worker-min)", "Trials"],
                         dtype=object)
