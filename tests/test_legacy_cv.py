@@ -235,6 +235,15 @@ def test_collect_writes_the_legacy_table(tmp_path):
     assert {c["b"] for c in legacy} == {"legacy_text_only", "legacy_early_fusion", "legacy_late_fusion",
                                         "legacy_bclstm", "legacy_mult", "legacy_misa"}
     assert "legacy_miar+r0f0" in summary["experiments"]  # each fold record is still a run of its own
+    # what the book reads: the pooled table (repeats as seeds), counted as planned, the fold records not
+    from miar import report as R
+
+    legacy = R.load_legacy(tmp_path)
+    assert legacy["legacy_miar"]["n_seeds"] == 3
+    assert legacy["legacy_miar"]["metrics"]["mae"]["mean"] == pytest.approx(float(miar.loc["mean", "mae"]))
+    status = R.status_table(R.load_summary(tmp_path), legacy).set_index("Experiments")
+    assert status.loc["legacy features (cross-fitted in the bc test videos)", "With results"] == "2 of 7"
+    assert "others in the results" not in status.index  # 30 fold records, none counted as an experiment
 
 
 # ----------------------------------------------------------------------------- real data

@@ -52,6 +52,7 @@ from miar.report.io import (
     alignment_frame,
     bench_files,
     env_frame,
+    load_legacy,
     load_runs,
     load_summary,
     notebooks,
@@ -149,5 +150,5 @@ __all__ = [
     "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
-    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence", "without_folds",
+    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence", "without_folds", "load_legacy",
 ]

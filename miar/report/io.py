@@ -42,6 +42,16 @@ def load_summary(results: str | Path) -> dict[str, dict]:
     return data.get("experiments", {})
 
 
+def load_legacy(results: str | Path) -> dict[str, dict]:
+    """``summary.json``'s ``legacy_cv`` (the cross-fitted experiments, their folds pooled per repeat) in the shape
+    of :func:`load_summary`'s experiments, the repeats counted as seeds; {} before the legacy sweep is collected."""
+    p = Path(results) / "summary.json"
+    if not p.is_file():
+        return {}
+    legacy = json.loads(p.read_text()).get("legacy_cv") or {}
+    return {n: {"n_seeds": e.get("n_repeats"), "metrics": e.get("metrics", {})} for n, e in legacy.items()}
+
+
 def load_runs(results: str | Path) -> pd.DataFrame:
     """``tables/runs.csv`` (one row per run); an empty frame when it does not exist yet."""
     p = Path(results) / "tables" / "runs.csv"
