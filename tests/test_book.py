@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from miar import report as R
+from miar.pooled import FOLD_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 TRACEBACK = "Traceback (most recent call last)"
@@ -169,8 +170,10 @@ def test_appendix_lists_the_executed_notebooks(built, snapshot):
     nbs = snapshot["notebooks"]
     if not nbs:
         assert "Not yet run" in appendix and "results/notebooks" in appendix
-    for nb in nbs:
-        assert nb.stem in appendix and nb.parent.name in appendix
+    for nb in nbs:  # a cross-fitted fold's notebook sits on its experiment's line as r<R>f<F>/<run>
+        fold = FOLD_DIR.match(nb.parent.name)
+        name, exp = (f"r{fold['repeat']}f{fold['fold']}/{nb.stem}", fold["experiment"]) if fold else (nb.stem, nb.parent.name)
+        assert name in appendix and exp in appendix
     downloads = {p.name for p in (built / "_downloads").glob("*/*.ipynb")}
     assert len(list((built / "_downloads").glob("*/*.ipynb"))) >= len(nbs)
     assert {nb.name for nb in nbs} <= downloads
