@@ -10,6 +10,7 @@ import pytest
 from miar.report import formatting as F
 from miar.report import perf as P
 from miar.report import provenance as V
+from miar.report.io import without_folds
 
 
 def test_mmsa_note_is_a_whole_sentence():
@@ -54,7 +55,6 @@ def test_alignment_notebooks_are_complete_when_every_run_is_analysed(tmp_path):
     assert V.notebook_done(tmp_path, "b", "s1") and not V.notebook_done(tmp_path, "b", "s9")
 
 
-
 def test_cross_fitted_folds_share_one_line_and_leave_the_experiment_table(tmp_path):
     for exp in ("legacy_miar+r0f0", "legacy_miar+r1f4", "mosi_std_miar+tuned"):
         (tmp_path / "notebooks" / exp).mkdir(parents=True)
@@ -63,8 +63,9 @@ def test_cross_fitted_folds_share_one_line_and_leave_the_experiment_table(tmp_pa
     lines = V.notebook_links(tmp_path, tmp_path / "book").splitlines()
     assert len(lines) == 2 and lines[0].startswith("- `legacy_miar` (cross-fitted folds")
     assert "r0f0/s1111 <" in lines[0] and "r1f4/s1111 <" in lines[0] and "(incomplete)" not in lines[0]
-    kept, folded = V.without_folds({"legacy_miar+r0f0": {}, "legacy_mult+r2f1": {}, "mosi_std_miar+tuned": {}})
+    kept, folded = without_folds({"legacy_miar+r0f0": {}, "legacy_mult+r2f1": {}, "mosi_std_miar+tuned": {}})
     assert list(kept) == ["mosi_std_miar+tuned"] and folded == ["legacy_miar", "legacy_mult"]
+
 
 def test_cross_cpu_table_has_no_negative_zeros():
     cmp = {"old": {"label": "A"}, "new": {"label": "B"}, "experiments": [

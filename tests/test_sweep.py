@@ -242,3 +242,14 @@ def test_textgen_runs_the_two_strongest_baselines_of_the_committed_primary_table
     entries = yaml.safe_load((REPO / "miar" / "experiments" / "sweeps" / "textgen.yaml").read_text())["runs"]
     models = {e["experiment"].removeprefix("mosi_std_") for e in entries}
     assert models == {"miar", *strongest}
+
+
+def test_sweep_experiments_lists_the_run_directories_load_sweep_makes(monkeypatch):
+    """The book's status table lists a sweep's experiments without resolving configs; the names must be the
+    ones the runs are written under (the tuned values read from the committed results/tune)."""
+    from miar.study.plan import load_sweep, sweep_experiments
+
+    monkeypatch.chdir(REPO)
+    _, runs = load_sweep("textgen")
+    assert sweep_experiments("textgen") == list(dict.fromkeys(r.display for r in runs))
+    assert "mosi_std_miar+tuned.ft_minilm" in sweep_experiments("textgen")

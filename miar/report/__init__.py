@@ -60,6 +60,7 @@ from miar.report.io import (
     run_dirs,
     seed_values,
     staleness,
+    without_folds,
 )
 from miar.report.perf import (
     epoch_runs_table,
@@ -82,7 +83,6 @@ from miar.report.provenance import (
     rerun_comparison,
     rerun_comparison_table,
     rerun_table,
-    without_folds,
 )
 from miar.report.readme import END, START, readme_table, update_readme
 from miar.report.spec import SPEC, config_value, inferred_keys, main_config, spec_table, study_overrides

@@ -52,6 +52,15 @@ def load_legacy(results: str | Path) -> dict[str, dict]:
     return {n: {"n_seeds": e.get("n_repeats"), "metrics": e.get("metrics", {})} for n, e in legacy.items()}
 
 
+def without_folds(summary: dict) -> tuple[dict, list[str]]:
+    """``summary.json``'s experiments without the cross-fitted fold records (one seed each, a fifth of the
+    test videos: they are read pooled, in ``legacy_cv``), and the experiments whose folds were left out."""
+    from miar.pooled import FOLD_DIR
+
+    kept = {n: e for n, e in summary.items() if not FOLD_DIR.match(n)}
+    return kept, sorted({m["experiment"] for n in summary if (m := FOLD_DIR.match(n))})
+
+
 def load_runs(results: str | Path) -> pd.DataFrame:
     """``tables/runs.csv`` (one row per run); an empty frame when it does not exist yet."""
     p = Path(results) / "tables" / "runs.csv"

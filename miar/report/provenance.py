@@ -97,17 +97,10 @@ def notebook_links(results: str | Path, doc_dir: str | Path) -> str:
         name = "alignment analysis" if nb.stem == ALIGNMENT_NOTEBOOK else nb.stem
         mark = "" if notebook_done(results, exp, nb.stem) else " (incomplete)"
         fold = FOLD_DIR.match(exp)  # the cross-fitted folds of one experiment share its line (r<R>f<F>/<run>)
-        key = f"{fold['experiment']}` (cross-fitted folds, r<repeat>f<fold>/run): `" if fold else exp
+        line = f"`{fold['experiment']}` (cross-fitted folds, r<repeat>f<fold>/run)" if fold else f"`{exp}`"
         name = f"r{fold['repeat']}f{fold['fold']}/{name}" if fold else name
-        groups.setdefault(key, []).append(f"{{download}}`{name} <{rel}>`{mark}")
-    return "\n".join(f"- `{exp}`: " + ", ".join(links) for exp, links in groups.items())
-
-
-def without_folds(summary: dict) -> tuple[dict, list[str]]:
-    """``summary.json``'s experiments without the cross-fitted fold records (one seed each, a fifth of the
-    test videos: they are read pooled, in ``legacy_cv``), and the experiments whose folds were left out."""
-    kept = {n: e for n, e in summary.items() if not FOLD_DIR.match(n)}
-    return kept, sorted({m["experiment"] for n in summary if (m := FOLD_DIR.match(n))})
+        groups.setdefault(line, []).append(f"{{download}}`{name} <{rel}>`{mark}")
+    return "\n".join(f"- {line}: " + ", ".join(links) for line, links in groups.items())
 
 
 ALIGNMENT_NOTEBOOK = "alignment"  # `miar align` saves results/notebooks/<experiment>/alignment.ipynb

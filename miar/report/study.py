@@ -69,24 +69,15 @@ ENCODERS = {"mpnet": "all-mpnet-base-v2, frozen (768-d)", "minilm": "all-MiniLM-
 HEADLINE = ("has0_acc2", "non0_acc2", "non0_f1", "acc7", "mae", "corr")  # the columns of the main tables
 
 
-def _sweep_names(sweep: str) -> list[str]:
-    """The experiments a sweep file (``miar/experiments/sweeps/<sweep>.yaml``) names, ``<experiment>+<variant>``."""
-    import yaml
-
-    from miar.config import EXPERIMENTS_DIR
-
-    spec = yaml.safe_load((EXPERIMENTS_DIR / "sweeps" / f"{sweep}.yaml").read_text())
-    return list(dict.fromkeys(r["experiment"] + (f"+{r['variant']}" if r.get("variant") else "")
-                              for r in spec["runs"]))
-
-
 def planned() -> dict[str, list[str]]:
     """The experiments this book reads, by chapter."""
+    from miar.study.plan import sweep_experiments
+
     return {"primary table (standard split)": list(MAIN_TABLE),
             "primary table (bc split, leak-free)": list(BC_TABLE),
             "legacy features (cross-fitted in the bc test videos)": list(LEGACY_TABLE),
             "ablations": [variant(v) for v in ABLATIONS],
-            "text generalization (encoders)": _sweep_names("textgen"),
+            "text generalization (encoders)": sweep_experiments("textgen"),
             "synthetic (known truth)": [SYNTH_GAP, *(f"{SYNTH_GAP}+{v}" for v in SYNTH_VARIANTS),
                                         SYNTH_INTERACTION, f"{SYNTH_INTERACTION}+no_interaction",
                                         f"{SYNTH_INTERACTION}+late_fusion", f"{SYNTH_INTERACTION}+text_only",

@@ -37,13 +37,12 @@ def study_wall(results: str | Path) -> dict | None:
     parts = {n: _full(results, n) for n in STUDY_SWEEPS}
     if all(parts.values()):
         first = next(iter(parts.values()))
-        tune = study_time_table(results)
-        tune = tune[tune["Part"].str.startswith("tuning ")]
+        tune = _tuning_parts(Path(results))
         return {**first, "sweep": "+".join(STUDY_SWEEPS), "wall_s": sum(float(p["wall_s"]) for p in parts.values()),
                 "runs_in_sweep": sum(int(p["runs_in_sweep"]) for p in parts.values()),
                 "workers": max(int(p["workers"]) for p in parts.values()), "parts": parts,
-                "tuning_s": tuning_seconds(results), "tuning_runs": int(tune["Runs"].sum()),
-                "tuning_studies": len(tune)}
+                "tuning_s": float(sum(wall for _, wall, _, _ in tune)),
+                "tuning_runs": sum(len(envs) for _, _, _, envs in tune), "tuning_studies": len(tune)}
     return None
 
 
@@ -67,11 +66,6 @@ def _tuning_parts(results: Path) -> list[tuple[str, float, int, list[Path]]]:
         wall = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() if start and end else float("nan")
         out.append((study, wall, n, list((results / "tune" / "runs").glob(f"{study}+t*/s*/env.json"))))
     return out
-
-
-def tuning_seconds(results: str | Path) -> float:
-    """The tuning studies' summed wall time (0 without any)."""
-    return float(sum(wall for _, wall, _, _ in _tuning_parts(Path(results))))
 
 
 def study_time_table(results: str | Path) -> pd.DataFrame:

@@ -84,9 +84,9 @@ def present(summary: dict, names) -> list[str]:
 def status_table(summary: dict, legacy: dict | None = None) -> pd.DataFrame:
     """Per chapter: how many planned experiments have results, and which are missing; ``legacy``
     (:func:`~miar.report.io.load_legacy`) holds the cross-fitted experiments, whose fold records are not counted."""
-    from miar.pooled import FOLD_DIR
+    from miar.report.io import without_folds
 
-    summary = {**{n: e for n, e in summary.items() if not FOLD_DIR.match(n)}, **(legacy or {})}
+    summary = {**without_folds(summary)[0], **(legacy or {})}
     rows = []
     for group, names in planned().items():
         missing = [n for n in names if n not in summary]

@@ -108,6 +108,23 @@ def tuned_overrides(study: str, tuned_dir: str | Path = TUNED_DIR, where: str = 
     return list(ov)
 
 
+def _display(exp: str, variant, where: str) -> str:
+    """The directory name of an entry's runs: the experiment (a YAML path's stem) and ``+variant``."""
+    display = component(Path(exp).stem if Path(exp).suffix in (".yaml", ".yml") else exp, f"{where}: experiment")
+    if variant is None:
+        return display
+    if not isinstance(variant, str) or not _VARIANT.match(variant):
+        raise C.ConfigError(f"{where}: variant must match {_VARIANT.pattern}, got {variant!r}")
+    return f"{display}+{variant}"
+
+
+def sweep_experiments(name: str) -> list[str]:
+    """The experiments (run directory names) a sweep names, in order, without resolving any configuration."""
+    path = sweep_path(name)
+    return list(dict.fromkeys(_display(str(e["experiment"]), e.get("variant"), f"{path}: runs[{i}]")
+                              for i, e in enumerate(C._read_yaml(path).get("runs") or [])))
+
+
 def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = (),
                 tuned_dir: str | Path = TUNED_DIR) -> list[Run]:
     if not isinstance(entry, dict) or "experiment" not in entry:
@@ -123,11 +140,8 @@ def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = (),
         if not isinstance(entry["tuned"], str):
             raise C.ConfigError(f"{where}: tuned must be a study name, got {entry['tuned']!r}")
         overrides = [*tuned_overrides(entry["tuned"], tuned_dir, where), *overrides]
-    display = component(Path(exp).stem if Path(exp).suffix in (".yaml", ".yml") else exp, f"{where}: experiment")
+    display = _display(exp, variant, where)
     if variant is not None:
-        if not isinstance(variant, str) or not _VARIANT.match(variant):
-            raise C.ConfigError(f"{where}: variant must match {_VARIANT.pattern}, got {variant!r}")
-        display = f"{display}+{variant}"
         overrides = [f"name={display}", *overrides]
     seeds = _seeds(entry["seeds"], where) if "seeds" in entry else default_seeds
     overrides = [*overrides, *extra]  # `miar sweep --set`: after the entry's own, for every run
