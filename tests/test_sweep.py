@@ -137,7 +137,8 @@ def test_sweep_config_errors_are_user_errors(tmp_path, capsys):
                       ("runs:\n  - {experiment: smoke, varient: x}\n", "unknown key"),
                       ("runs:\n  - {experiment: smoke, variant: 'a b'}\n", "variant"),
                       ("runs:\n  - {experiment: smoke}\n  - {experiment: smoke}\n", "twice"),
-                      ("seeds: [1.5]\nruns:\n  - {experiment: smoke}\n", "seeds")]:
+                      ("seeds: [1.5]\nruns:\n  - {experiment: smoke}\n", "seeds"),
+                      ("order: random\nruns:\n  - {experiment: smoke}\n", "order")]:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=msg):
             load_sweep(str(bad))
@@ -164,11 +165,25 @@ def test_shipped_sweeps_resolve(tmp_path, monkeypatch):
     for v in ("no_interaction", "no_contrastive", "no_norm", "tokens3", "gate"):  # the abstract's components
         assert by_exp[f"mosi_std_miar+tuned.{v}"] == ten
     assert by_exp["mosi_std_miar+tuned.pooled"] == five and by_exp["mosi_std_miar+tuned.w128l2"] == five
+    ft = load_sweep("primary_ft")[1]  # the fine-tuned text arm: 7 models x 2 splits x 10 seeds, seed-major
+    assert len(ft) == 140 and [r.seed for r in ft[:14]] == [1111] * 14 and ft[14].seed == 1112
+    assert {r.display for r in ft} == {f"mosi_{s}_{m}+tuned.ft_minilm" for s in ("std", "bclf") for m in models}
+    assert all("model.finetune=top:2" in r.overrides and "train.lr=0.0005" in r.overrides for r in ft)
     legacy = {r.display for r in load_sweep("legacy")[1]}
     assert len(legacy) == 7 * 5 * 3
     synthetic = {r.display for r in load_sweep("synthetic")[1]}
     assert {"synth_gap", "synth_gap+no_contrastive", "synth_interaction+no_interaction",
             "synth_strengths+gate"} <= synthetic
+
+
+def test_seed_major_order_interleaves_entries(tmp_path):
+    """``order: seed``: every entry's first seed, then every entry's second; an entry with fewer seeds drops out."""
+    sweep = tmp_path / "s.yaml"
+    runs = [{"experiment": "smoke", "seeds": [1, 2, 3]}, {"experiment": "smoke", "variant": "v", "seeds": [1, 2]}]
+    sweep.write_text(json.dumps({"seeds": [1], "runs": runs}))
+    assert [r.key for r in load_sweep(str(sweep))[1]] == ["smoke/s1", "smoke/s2", "smoke/s3", "smoke+v/s1", "smoke+v/s2"]
+    sweep.write_text(json.dumps({"seeds": [1], "order": "seed", "runs": runs}))
+    assert [r.key for r in load_sweep(str(sweep))[1]] == ["smoke/s1", "smoke+v/s1", "smoke/s2", "smoke+v/s2", "smoke/s3"]
 
 
 def test_check_parameters():

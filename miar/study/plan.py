@@ -4,6 +4,9 @@ A sweep is a YAML file in ``miar/experiments/sweeps/`` (or any path)::
 
     notebook: train.ipynb          # in the packaged notebooks (or a path)
     seeds: [1111, 1112]            # default seeds of every entry
+    order: seed                    # optional: "entry" (default: each entry's seeds in turn) or "seed" (every
+                                   # entry's first seed, then every entry's second, ...: a sweep stopped part
+                                   # way leaves its experiments with equal numbers of seeds)
     runs:
       - experiment: smoke          # an experiment name or a YAML path
       - experiment: smoke
@@ -33,7 +36,8 @@ from miar.paths import component, inside
 from miar.records import is_complete
 
 SWEEPS_DIR = C.EXPERIMENTS_DIR / "sweeps"
-_SWEEP_KEYS = {"notebook", "seeds", "runs", "description", "tuned_dir"}
+_SWEEP_KEYS = {"notebook", "seeds", "runs", "description", "tuned_dir", "order"}
+ORDERS = ("entry", "seed")
 _ENTRY_KEYS = {"experiment", "variant", "overrides", "seeds", "tuned"}
 TUNED_DIR = "results/tune"
 _VARIANT = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -158,6 +162,12 @@ def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = (),
     return runs
 
 
+def interleave(per_entry: list[list[Run]]) -> list[Run]:
+    """Seed-major order: every entry's first run, then every entry's second, ... (entries keep their order)."""
+    longest = max((len(rs) for rs in per_entry), default=0)
+    return [rs[k] for k in range(longest) for rs in per_entry if k < len(rs)]
+
+
 def load_sweep(name: str, overrides: tuple[str, ...] = ()) -> tuple[Path, list[Run]]:
     """The notebook and the runs of a sweep, every config resolved strictly; ``overrides`` (``--set``) are
     applied to every run after its entry's own (e.g. ``data.path=...``: the user's pickle)."""
@@ -177,8 +187,12 @@ def load_sweep(name: str, overrides: tuple[str, ...] = ()) -> tuple[Path, list[R
     tuned_dir = data.get("tuned_dir", TUNED_DIR)
     if not isinstance(tuned_dir, str):
         raise C.ConfigError(f"{path}: tuned_dir must be a path, got {tuned_dir!r}")
-    runs = [r for i, e in enumerate(entries)
-            for r in _entry_runs(e, default_seeds, f"{path}: runs[{i}]", tuple(overrides), tuned_dir)]
+    order = data.get("order", "entry")
+    if order not in ORDERS:
+        raise C.ConfigError(f"{path}: order must be one of {list(ORDERS)}, got {order!r}")
+    per_entry = [_entry_runs(e, default_seeds, f"{path}: runs[{i}]", tuple(overrides), tuned_dir)
+                 for i, e in enumerate(entries)]
+    runs = interleave(per_entry) if order == "seed" else [r for rs in per_entry for r in rs]
     seen: set[str] = set()
     for r in runs:
         if r.key in seen:
