@@ -76,7 +76,7 @@ tune: setup $(FEATURES)  ## the tuning studies -> results/tune/ (Optuna SQLite +
 # (results/tune/<study>-best.yaml), the primary table (leak-free, both splits, 10 seeds), the ablations, the legacy
 # features cross-fitted inside the bc test videos, the synthetic truths; then the alignment analysis and the tables.
 # Every step skips what is complete, so an interrupted study resumes where it stopped; then text generalization.
-STUDY_SWEEPS := primary ablations synthetic legacy textgen
+STUDY_SWEEPS := primary ablations synthetic legacy textgen primary_ft
 study: setup $(MPNET)  ## run the study's missing runs (complete runs are skipped), its alignment, tables
 	@test -f "$(MIAR_DATA)/CMU-MOSI/text_train0.csv" || { echo "real CMU-MOSI data not found at $(MIAR_DATA); set MIAR_DATA (see README)"; exit 2; }
 	$(MAKE) tune

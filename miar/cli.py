@@ -66,7 +66,7 @@ def _sweep(args) -> int:
     from miar.study.executor import run_sweep
     return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run,
                      redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels, overrides=tuple(args.set),
-                     **_cluster_args(args))
+                     stop_after=args.stop_after, **_cluster_args(args))
 
 
 def _cluster_args(args) -> dict:
@@ -198,6 +198,9 @@ def _add_study(sub) -> None:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override for every run of the sweep, e.g. --set data.path=/data/unaligned_50.pkl "
                         "(repeatable; recorded in each run's parameters)")
+    s.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                   help="start no run after MINUTES; runs under way finish and are recorded, exit 3 if some never "
+                        "started (the same command resumes: for sweeps longer than a session)")
     s.set_defaults(func=_sweep)
     a = sub.add_parser("align", help="alignment analysis (t-SNE, modality gap) of runs that kept model.pt")
     a.add_argument("experiment", nargs="*", help="experiments under DIR/runs (default: all with model.pt)")

@@ -81,6 +81,33 @@ def test_study_wall_time_from_sweep_record_and_run_records(tmp_path):
     assert got["sweep_wall_s"] == 450.0 * len(STUDY_SWEEPS) and got["sweep_workers"] == 2
 
 
+def test_a_sweep_spanning_sessions_adds_every_invocation(tmp_path):
+    """primary_ft runs over several sessions: its time is the sum of its invocations, and the study is
+    complete only once every run it names is; until then the targets row says how far it is."""
+    from miar.report.perf import targets_table
+    from miar.report.study_time import RESUMED_SWEEPS, STUDY_SWEEPS, study_time_table, study_wall
+
+    (tmp_path / "sweeps").mkdir()
+    for i, name in enumerate(STUDY_SWEEPS):
+        rec = {"sweep": name, "started_utc": "2026-01-01T00:00:00Z", "wall_s": 600.0, "workers": 2,
+               "runs_in_sweep": 2, "runs_executed": 2, "runs_failed": 0, "complete_from_scratch": True}
+        (tmp_path / "sweeps" / f"{name}-20260101T00000{i}Z.json").write_text(json.dumps(rec))
+    assert study_wall(tmp_path)["complete"] is False  # the resumed sweep has not started: not the whole study
+    name = RESUMED_SWEEPS[0]
+    for day, (wall, executed) in enumerate(((3000.0, 14), (1200.0, 6)), start=1):
+        rec = {"sweep": name, "started_utc": f"2026-01-0{day}T00:00:00Z", "wall_s": wall, "workers": 2,
+               "runs_in_sweep": 140, "runs_executed": executed, "runs_failed": 0, "complete_from_scratch": False}
+        (tmp_path / "sweeps" / f"{name}-2026010{day}T000000Z.json").write_text(json.dumps(rec))
+    study = study_wall(tmp_path)
+    assert study["wall_s"] == 600.0 * len(STUDY_SWEEPS) + 4200.0 and study["complete"] is False
+    assert study["runs_in_sweep"] == 2 * len(STUDY_SWEEPS) + 20 and study["pending"] == {name: (0, 140)}
+    row = targets_table({}, study).iloc[-1]
+    assert row["Value"].endswith("so far") and "0 of 140 runs so far" in row["Measure"]
+    assert row["Met"] == ("no" if study["wall_s"] > 4 * 3600 else "-")
+    part = study_time_table(tmp_path)["Part"].tolist()
+    assert f"sweep `{name}` (2 invocations; 0 of 140 runs done so far)" in part and part[-1] == "total"
+
+
 def test_mmsa_mult_built_with_our_hyperparameters():
     need_mmsa()
     from miar.model.mult import mult_from_hparams

@@ -475,3 +475,30 @@ def test_rows_of_a_family_without_rows_keeps_the_columns(fake):
     comps = R.load_comparisons(root)
     none = R.rows_of(comps, "no_such_family", "mae", [(R.MAIN, R.tuned("mult"))])
     assert none.empty and list(none.columns) == list(comps.columns)  # the forest and its labels read "a" and "b"
+
+
+def _family_rows(family: str, table: dict, verdict: str, seeds: int) -> list[dict]:
+    """One comparisons.csv row per baseline of ``table`` (MIAR first), all with ``verdict`` and ``seeds`` seeds."""
+    from miar.report.evidence import COLUMNS
+
+    names = list(table)
+    return [{**dict.fromkeys(COLUMNS, 0.0), "family": family, "a": names[0], "b": b, "metric": "mae",
+             "n_seeds_a": seeds, "n_seeds_b": seeds, "n_videos": 31, "diff": 0.01, "margin": 0.02, "mdd80": 0.05,
+             "seeds_needed": math.inf, "videos_needed": 250, "verdict": verdict, "note": ""} for b in names[1:]]
+
+
+@pytest.mark.parametrize("ft_seeds, want", [(4, "inconclusive"), (10, "contradicted")])
+def test_fine_tuned_arm_joins_the_verdict_only_when_complete(tmp_path, ft_seeds, want):
+    """The primary table's fine-tuned arm (families primary_*_ft) decides nothing until every comparison has all
+    ten seeds on both sides: with 4 seeds its 'worse' rows are shown as interim, with 10 they contradict."""
+    import pandas as pd
+
+    rows = (_family_rows("primary_std", R.MAIN_TABLE, "inconclusive", 10)
+            + _family_rows("primary_std_ft", R.MAIN_FT_TABLE, "worse", ft_seeds))
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "tables" / "comparisons.csv", index=False)
+    sota = {r["claim"]: r for r in R.verdicts(tmp_path)}["sota"]
+    assert sota["verdict"] == want
+    assert ("interim, 4 of 10 seeds" in sota["detail"]) == (ft_seeds == 4)
+    assert R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_std_ft")) == (ft_seeds == 10)
+    assert not R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_bc_ft"))  # no rows: not complete

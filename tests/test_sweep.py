@@ -268,3 +268,22 @@ def test_sweep_experiments_lists_the_run_directories_load_sweep_makes(monkeypatc
     _, runs = load_sweep("textgen")
     assert sweep_experiments("textgen") == list(dict.fromkeys(r.display for r in runs))
     assert "mosi_std_miar+tuned.ft_minilm" in sweep_experiments("textgen")
+
+
+def test_stop_after_ends_a_sweep_cleanly_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    """--stop-after: no run starts after the deadline, the one under way finishes and is recorded, exit 3; the
+    sweep record counts the run that ran, and the same command finishes the rest."""
+    sweep = _write_sweep(tmp_path / "tiny.yaml", bad=False)  # 3 runs
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.chdir(tmp_path)
+    args = ["sweep", str(sweep), "--results", "results", "--workers", "1"]
+    assert cli.main([*args, "--stop-after", "0.0001"]) == 3  # one worker thread: one run in flight, then stop
+    out = capsys.readouterr().out
+    assert "1 runs done, 2 not started" in out
+    done = [p for p in (tmp_path / "results" / "runs").glob("*/s*") if (p / "metrics.json").is_file()]
+    assert len(done) == 1
+    rec = json.loads(next((tmp_path / "results" / "sweeps").glob("tiny-*.json")).read_text())
+    assert rec["runs_executed"] == 1 and rec["runs_failed"] == 0 and rec["complete_from_scratch"] is False
+    assert cli.main([*args, "--stop-after", "-1"]) == 2  # a clear error, nothing run
+    assert cli.main(args) == 0
+    assert "3 runs, 1 complete, 2 to run" in capsys.readouterr().out

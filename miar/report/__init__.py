@@ -91,18 +91,22 @@ from miar.report.study import (
     ABLATIONS,
     ALIGN_RERUN,
     BASELINES,
+    BC_FT_TABLE,
     BC_TABLE,
     COMPONENTS,
     ENCODERS,
+    FT,
     HEADLINE,
     LEGACY_TABLE,
     MAIN,
+    MAIN_FT_TABLE,
     MAIN_TABLE,
     MODELS,
     NOT_RUN,
     PRIMARY,
     RERUN,
     RESULTS_ENV,
+    SEEDS_PLANNED,
     SYNTH,
     SYNTH_GAP,
     SYNTH_INTERACTION,
@@ -136,13 +140,13 @@ from miar.report.tuning import (
     search_figure,
     trials,
 )
-from miar.report.verdicts import CLAIMS, combine, title_tag, verdict_table, verdicts
+from miar.report.verdicts import CLAIMS, combine, complete, title_tag, verdict_table, verdicts
 
 __all__ = [
     "ABLATIONS", "ALIGN_RERUN", "ANCHORS_BC", "ANCHORS_STD", "BASELINES", "ENCODERS", "END", "HEADLINE",
     "MAIN", "PRIMARY", "epoch_runs_table", "kernel_overhead", "load_bench", "mmsa_table", "models_table", "readme_speed",
     "scaling_figure", "speedup_figure", "study_time_table", "study_wall", "sweep_records", "targets_table", "best_by_validation", "diff_text", "evidence_line", "evidence_table", "forest", "load_comparisons", "power_table", "rows_of", "ranked_by_validation", "budget_table", "chosen", "chosen_table", "search_figure", "trials",
-    "MAIN_TABLE", "NOT_RUN", "RERUN", "RESULTS_ENV", "SPEC", "START", "BC_TABLE", "COMPONENTS", "LEGACY_TABLE", "MODELS",
+    "MAIN_TABLE", "MAIN_FT_TABLE", "BC_FT_TABLE", "FT", "SEEDS_PLANNED", "complete", "NOT_RUN", "RERUN", "RESULTS_ENV", "SPEC", "START", "BC_TABLE", "COMPONENTS", "LEGACY_TABLE", "MODELS",
     "SYNTH", "SYNTH_GAP", "SYNTH_INTERACTION", "SYNTH_STRENGTHS", "SYNTH_VARIANTS", "TUNING", "parts", "tuned", "variant",
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "commits_by_table", "compare",
     "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",

@@ -73,9 +73,12 @@ def targets_table(report: dict, study: dict | None) -> pd.DataFrame:
     if study:
         w, runs = study_total(study)
         where = f", {study['cpu_model']}" if isinstance(study.get("cpu_model"), str) else ""
+        pending = "".join(f"; `{n}` {done} of {total} runs so far" for n, (done, total) in study.get("pending", {}).items())
+        met = "no" if w > TARGET_STUDY_S else "yes" if study.get("complete", True) else "-"
         rows.append({"Measure": f"The whole study ({study.get('tuning_studies', 0)} tuning studies and "
-                                f"{len(study.get('parts', {})) or 1} sweeps, {runs} runs, {study['workers']} workers{where})",
-                     "Value": f"{w / 60:.1f} min", "Target": target, "Met": "yes" if w <= TARGET_STUDY_S else "no"})
+                                f"{len(study.get('parts', {})) or 1} sweeps, {runs} runs, {study['workers']} workers{where}"
+                                f"{pending})",
+                     "Value": f"{w / 60:.1f} min" + (" so far" if pending else ""), "Target": target, "Met": met})
     else:
         rows.append({"Measure": "The whole study", "Value": NOT_RUN, "Target": target, "Met": "-"})
     return pd.DataFrame(rows)
@@ -232,7 +235,9 @@ def readme_speed(results: str | Path) -> str | None:
         cpu = study.get("cpu_model")
         on = f" on {cpu}" if isinstance(cpu, str) and cpu != report.get("machine", {}).get("cpu_model") else ""
         total, runs = study_total(study)
-        parts.append(f"the whole study ({runs} runs: its tuning studies and sweeps) took {total / 60:.0f} min with "
+        pending = "".join(f", `{n}` {done} of {n_all} runs" for n, (done, n_all) in study.get("pending", {}).items())
+        took = f"has taken {total / 60:.0f} min so far (still to run{pending})" if pending else f"took {total / 60:.0f} min"
+        parts.append(f"the whole study ({runs} runs: its tuning studies and sweeps) {took} with "
                      f"{study['workers']} workers{on}, against a {TARGET_STUDY_S / 3600:.0f} h target "
                      "(`results/sweeps/`, `results/tune/`)")
     if not parts:

@@ -46,6 +46,10 @@ def parts(experiment: str) -> tuple[str, str]:
 BASELINES = {tuned(m): lab for m, lab in MODELS.items() if m != "miar"}  # the primary table's baselines
 MAIN_TABLE = {MAIN: MODELS["miar"], **BASELINES}  # standard split (52/10/31 videos), leak-free, tuned
 BC_TABLE = {tuned(m, "bclf"): lab for m, lab in MODELS.items()}  # bc split, leak-free, the same configurations
+FT = "ft_minilm"  # the primary table's fine-tuned text arm (sweep primary_ft): MiniLM, top two layers trained
+MAIN_FT_TABLE = {variant(FT, tuned(m)): lab for m, lab in MODELS.items()}  # standard split, fine-tuned text + audio
+BC_FT_TABLE = {variant(FT, tuned(m, "bclf")): lab for m, lab in MODELS.items()}  # bc split, the same
+SEEDS_PLANNED = 10  # the primary table's seeds (1111-1120); the fine-tuned arm's comparisons count when complete
 LEGACY_TABLE = {f"legacy_{m}": lab for m, lab in MODELS.items()}  # released T+A+V, cross-fitted in the bc test
 TUNING = {m: f"mosi_std_{m}" for m in MODELS}  # model -> its tuning study (results/tune/<study>.db)
 ABLATIONS = {  # variant of MAIN -> what it changes (miar/experiments/sweeps/ablations.yaml holds the overrides)
@@ -75,6 +79,7 @@ def planned() -> dict[str, list[str]]:
 
     return {"primary table (standard split)": list(MAIN_TABLE),
             "primary table (bc split, leak-free)": list(BC_TABLE),
+            "primary table, fine-tuned text (both splits)": list(MAIN_FT_TABLE) + list(BC_FT_TABLE),
             "legacy features (cross-fitted in the bc test videos)": list(LEGACY_TABLE),
             "ablations": [variant(v) for v in ABLATIONS],
             "text generalization (encoders)": sweep_experiments("textgen"),

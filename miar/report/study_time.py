@@ -19,6 +19,7 @@ def sweep_records(results: str | Path, name: str | None = None) -> pd.DataFrame:
 
 
 STUDY_SWEEPS = ("primary", "ablations", "synthetic", "legacy", "textgen")  # the redesigned study (make study), after tuning
+RESUMED_SWEEPS = ("primary_ft",)  # sweeps too long for one session: their time is the sum of their invocations
 
 
 def _full(results: str | Path, name: str) -> dict | None:
@@ -30,17 +31,40 @@ def _full(results: str | Path, name: str) -> dict | None:
     return None if full.empty else full.iloc[-1].to_dict()
 
 
+def resumed(results: str | Path, name: str) -> dict | None:
+    """A sweep run in several invocations (:data:`RESUMED_SWEEPS`): the sum of their wall times and executed
+    runs, and whether every run the sweep names is now complete (runs another sweep made count as done, their
+    time as that sweep's); None before its first record."""
+    from miar.records import is_complete
+    from miar.study.plan import sweep_experiments
+
+    df = sweep_records(results, name)
+    if df.empty:
+        return None
+    last = df.iloc[-1].to_dict()
+    done = sum(is_complete(d) for e in sweep_experiments(name) for d in (Path(results) / "runs" / e).glob("s*"))
+    return {**last, "sweep": name, "wall_s": float(df["wall_s"].astype(float).sum()), "invocations": len(df),
+            "runs_executed": int((df["runs_executed"].astype(int) - df["runs_failed"].astype(int)).sum()),
+            "runs_done": done, "complete": done >= int(last["runs_in_sweep"])}
+
+
 def study_wall(results: str | Path) -> dict | None:
     """The study's wall time: the redesigned study's sweeps (:data:`STUDY_SWEEPS`), each its newest run from
-    scratch, summed (``parts`` names them), once every one has such a record; None before (the first design's
-    ``study`` sweep is not this study)."""
+    scratch, and the invocations so far of the sweeps that span sessions (:data:`RESUMED_SWEEPS`), summed
+    (``parts`` names them; ``complete`` is False while a resumed sweep has runs to go), once every study sweep
+    has such a record; None before (the first design's ``study`` sweep is not this study)."""
     parts = {n: _full(results, n) for n in STUDY_SWEEPS}
     if all(parts.values()):
         first = next(iter(parts.values()))
         tune = _tuning_parts(Path(results))
-        return {**first, "sweep": "+".join(STUDY_SWEEPS), "wall_s": sum(float(p["wall_s"]) for p in parts.values()),
-                "runs_in_sweep": sum(int(p["runs_in_sweep"]) for p in parts.values()),
-                "workers": max(int(p["workers"]) for p in parts.values()), "parts": parts,
+        more = {n: r for n in RESUMED_SWEEPS if (r := resumed(results, n)) is not None}
+        return {**first, "sweep": "+".join([*STUDY_SWEEPS, *more]),
+                "wall_s": sum(float(p["wall_s"]) for p in [*parts.values(), *more.values()]),
+                "runs_in_sweep": sum(int(p["runs_in_sweep"]) for p in parts.values())
+                + sum(r["runs_executed"] for r in more.values()),
+                "workers": max(int(p["workers"]) for p in parts.values()), "parts": {**parts, **more},
+                "complete": len(more) == len(RESUMED_SWEEPS) and all(r["complete"] for r in more.values()),
+                "pending": {n: (r["runs_done"], int(r["runs_in_sweep"])) for n, r in more.items() if not r["complete"]},
                 "tuning_s": float(sum(wall for _, wall, _, _ in tune)),
                 "tuning_runs": sum(len(envs) for _, _, _, envs in tune), "tuning_studies": len(tune)}
     return None
@@ -85,6 +109,15 @@ def study_time_table(results: str | Path) -> pd.DataFrame:
         r = df.iloc[-1]
         raw.append(float(r["wall_s"]) / 60)
         rows.append({"Part": f"sweep `{name}`", "Runs": int(r["runs_executed"]), "Wall (min)": round(float(r["wall_s"]) / 60, 1),
+                     "Runs' own time (worker-min)": "-", "Trials": "-"})
+    for name in RESUMED_SWEEPS:
+        r = resumed(results, name)
+        if r is None:
+            continue
+        raw.append(r["wall_s"] / 60)
+        so_far = "" if r["complete"] else f"; {r['runs_done']} of {int(r['runs_in_sweep'])} runs done so far"
+        rows.append({"Part": f"sweep `{name}` ({r['invocations']} invocation{'s' * (r['invocations'] > 1)}{so_far})",
+                     "Runs": r["runs_executed"], "Wall (min)": round(r["wall_s"] / 60, 1),
                      "Runs' own time (worker-min)": "-", "Trials": "-"})
     if rows:
         rows.append({"Part": "total", "Runs": sum(int(r["Runs"]) for r in rows),

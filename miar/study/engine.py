@@ -160,18 +160,28 @@ def stop(client, cluster, grace_s: float = 3.0) -> None:
         psutil.wait_procs(late, timeout=grace_s)
 
 
-def run_tasks(client, fn, jobs: list[dict], gpus_per_run: int = 0, key: str = "miar"):
+def run_tasks(client, fn, jobs: list[dict], gpus_per_run: int = 0, key: str = "miar", deadline: float | None = None):
     """Submit ``fn(job)`` for each job (in order) and yield ``(job, result or exception, submitted_at)`` as they
-    complete. The futures are cancelled if the caller stops early (Ctrl-C included)."""
+    complete. The futures are cancelled if the caller stops early (Ctrl-C included).
+
+    With ``deadline`` (a ``time.time()`` value) jobs are submitted as the workers free up (at most one per worker
+    thread in flight) and none after the deadline: the jobs in flight finish, the rest are never started."""
     from distributed import as_completed
 
     resources = {"GPU": gpus_per_run} if gpus_per_run else None
     token = f"{key}-{os.getpid()}-{time.time_ns()}"
     submitted, futures = {}, []
-    for i, job in enumerate(jobs):
-        f = client.submit(fn, job, key=f"{token}-{i}", pure=False, resources=resources, priority=-i)
-        submitted[f.key] = (job, time.time())
+    window = len(jobs) if deadline is None else max(1, sum(client.nthreads().values()))
+
+    def submit(i: int):
+        f = client.submit(fn, jobs[i], key=f"{token}-{i}", pure=False, resources=resources, priority=-i)
+        submitted[f.key] = (jobs[i], time.time())
         futures.append(f)
+        return f
+
+    for i in range(min(window, len(jobs))):
+        submit(i)
+    following = min(window, len(jobs))
     try:
         with client.as_current():
             done = as_completed(futures)
@@ -181,6 +191,9 @@ def run_tasks(client, fn, jobs: list[dict], gpus_per_run: int = 0, key: str = "m
                 res = fut.result()
             except Exception as e:  # the task raised, or killed workers too often (KilledWorker)
                 res = e
+            if following < len(jobs) and (deadline is None or time.time() < deadline):
+                done.add(submit(following))
+                following += 1
             yield job, res, at
     finally:
         client.cancel(futures, force=True)

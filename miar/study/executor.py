@@ -62,28 +62,36 @@ def job(run: Run, notebook: Path, results: Path, staging: Path, reuse_kernel: bo
 def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_run: bool = False,
               progress: bool = True, redo_changed: bool = False, fresh_kernels: bool = False,
               overrides: tuple[str, ...] = (), scheduler: str | None = None, scheduler_file: str | None = None,
-              gpus_per_run: int = 0) -> int:
-    """Execute the sweep's pending runs; 0 when every run is complete, 1 when some failed.
+              gpus_per_run: int = 0, stop_after: float | None = None) -> int:
+    """Execute the sweep's pending runs; 0 when every run is complete, 1 when some failed, 3 when
+    ``stop_after`` (minutes) passed before every run started (none failed; the same command resumes).
 
     Complete records are never modified: one whose config differs from the sweep's is an error
     unless ``redo_changed``. Incomplete run directories (a crash, a kill) are cleared and redone.
     Each worker keeps one kernel for its runs (:mod:`miar.study.papermill_engine`) unless ``fresh_kernels``.
+    With ``stop_after`` no run starts after that many minutes; the runs under way finish and are recorded,
+    and the sweep record counts the runs that did run (a sweep longer than a session ends cleanly).
     """
     if workers < 1:
         raise C.ConfigError(f"--workers must be >= 1, got {workers}")
+    if stop_after is not None and not stop_after > 0:
+        raise C.ConfigError(f"--stop-after must be a positive number of minutes, got {stop_after}")
     if gpus_per_run < 0:
         raise C.ConfigError(f"--gpus-per-run must be >= 0, got {gpus_per_run}")
     results = Path(results)
     notebook, runs = load_sweep(name, tuple(overrides))  # --set: every run's config
     cluster = {"workers": workers, "scheduler": scheduler, "scheduler_file": scheduler_file,
                "gpus_per_run": gpus_per_run}
+    deadline = None if stop_after is None else time.time() + 60.0 * stop_after
     if dry_run:
         return _run_sweep(name, results, notebook, runs, cluster, True, progress, redo_changed, fresh_kernels)
     with results_lock(results):
-        return _run_sweep(name, results, notebook, runs, cluster, False, progress, redo_changed, fresh_kernels)
+        return _run_sweep(name, results, notebook, runs, cluster, False, progress, redo_changed, fresh_kernels,
+                          deadline)
 
 
-def _run_sweep(name, results, notebook, runs, cluster, dry_run, progress, redo_changed, fresh_kernels) -> int:
+def _run_sweep(name, results, notebook, runs, cluster, dry_run, progress, redo_changed, fresh_kernels,
+               deadline: float | None = None) -> int:
     states = {r.key: status(r, results) for r in runs}
     todo = [r for r in runs if states[r.key] != "done"]
     if not dry_run:  # a log is kept for failures only; a kill can strand one beside a complete run
@@ -108,15 +116,21 @@ def _run_sweep(name, results, notebook, runs, cluster, dry_run, progress, redo_c
     workers = min(cluster["workers"], len(todo))
     started, t0 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.time()
     failures, threads = execute(todo, notebook, results, dict(cluster, workers=workers), f"sweep {name}",
-                                progress, reuse_kernel=not fresh_kernels)
-    write_sweep_record(results, name, started, time.time() - t0, workers, threads, len(runs), len(todo), failures,
-                       fresh_kernels)
+                                progress, reuse_kernel=not fresh_kernels, deadline=deadline)
+    failed = {k for k, _ in failures}
+    unstarted = [r.key for r in todo if r.key not in failed and status(r, results) != "done"]
+    write_sweep_record(results, name, started, time.time() - t0, workers, threads, len(runs),
+                       len(todo) - len(unstarted), failures, fresh_kernels)
     if failures:
         for key, err in sorted(failures):
             nb = results / "notebooks" / f"{key}.ipynb"
             print(f"failed: {key} (notebook {nb}, log {nb.with_suffix('.log')}): {err}", file=sys.stderr)
         print(f"sweep {name}: {len(failures)} of {len(todo)} runs failed", file=sys.stderr)
         return 1
+    if unstarted:
+        print(f"sweep {name}: stopped after --stop-after; {len(todo) - len(unstarted)} runs done, "
+              f"{len(unstarted)} not started (the same command resumes)")
+        return 3
     return 0
 
 
@@ -133,20 +147,21 @@ def prepare(todo: list[Run], results: Path) -> None:
 
 
 def execute(todo: list[Run], notebook: Path, results: Path, cluster: dict, desc: str, progress: bool,
-            reuse_kernel: bool = True) -> tuple[list[tuple[str, str]], int]:
+            reuse_kernel: bool = True, deadline: float | None = None) -> tuple[list[tuple[str, str]], int]:
     """Run ``todo`` on a cluster opened for them; ``([(key, error) of each failure], OMP threads per worker)``.
     The caller holds the results lock."""
     from miar.study import engine
 
     with engine.connect(**cluster) as client:
         failures = execute_on(client, todo, notebook, results, desc, progress, reuse_kernel,
-                              cluster.get("gpus_per_run", 0))
+                              cluster.get("gpus_per_run", 0), deadline)
         return failures, _threads(client)
 
 
 def execute_on(client, todo: list[Run], notebook: Path, results: Path, desc: str, progress: bool,
-               reuse_kernel: bool = True, gpus_per_run: int = 0) -> list[tuple[str, str]]:
-    """Clear and run ``todo`` through ``client``; the (key, error) of each failure. The caller holds the lock."""
+               reuse_kernel: bool = True, gpus_per_run: int = 0, deadline: float | None = None) -> list[tuple[str, str]]:
+    """Clear and run ``todo`` through ``client``; the (key, error) of each failure (runs never started because
+    of ``deadline`` are neither). The caller holds the lock."""
     from miar.study import engine
     from miar.study.worker import execute_run
 
@@ -155,7 +170,7 @@ def execute_on(client, todo: list[Run], notebook: Path, results: Path, desc: str
     prepare(todo, results)
     jobs = [job(r, notebook, results, staging, reuse_kernel) for r in todo]
     try:
-        return _gather(engine.run_tasks(client, execute_run, jobs, gpus_per_run), results,
+        return _gather(engine.run_tasks(client, execute_run, jobs, gpus_per_run, deadline=deadline), results,
                        {r.key: r for r in todo}, desc, progress, len(jobs))
     finally:
         shutil.rmtree(results / STAGING, ignore_errors=True)  # abandoned attempts; a late writer finds none
