@@ -73,7 +73,7 @@ def targets_table(report: dict, study: dict | None) -> pd.DataFrame:
     if study:
         w, runs = study_total(study)
         where = f", {study['cpu_model']}" if isinstance(study.get("cpu_model"), str) else ""
-        pending = "".join(f"; `{n}` {done} of {total} runs so far" for n, (done, total) in study.get("pending", {}).items())
+        pending = "".join(f"; `{n}` {what}" for n, what in study.get("pending", {}).items())
         met = "no" if w > TARGET_STUDY_S else "yes" if study.get("complete", True) else "-"
         rows.append({"Measure": f"The whole study ({study.get('tuning_studies', 0)} tuning studies and "
                                 f"{len(study.get('parts', {})) or 1} sweeps, {runs} runs, {study['workers']} workers{where}"
@@ -235,8 +235,8 @@ def readme_speed(results: str | Path) -> str | None:
         cpu = study.get("cpu_model")
         on = f" on {cpu}" if isinstance(cpu, str) and cpu != report.get("machine", {}).get("cpu_model") else ""
         total, runs = study_total(study)
-        pending = "".join(f", `{n}` {done} of {n_all} runs" for n, (done, n_all) in study.get("pending", {}).items())
-        took = f"has taken {total / 60:.0f} min so far (still to run{pending})" if pending else f"took {total / 60:.0f} min"
+        pending = "; ".join(f"`{n}` {what}" for n, what in study.get("pending", {}).items())
+        took = f"has taken {total / 60:.0f} min so far ({pending})" if pending else f"took {total / 60:.0f} min"
         parts.append(f"the whole study ({runs} runs: its tuning studies and sweeps) {took} with "
                      f"{study['workers']} workers{on}, against a {TARGET_STUDY_S / 3600:.0f} h target "
                      "(`results/sweeps/`, `results/tune/`)")

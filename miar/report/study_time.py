@@ -64,7 +64,9 @@ def study_wall(results: str | Path) -> dict | None:
                 + sum(r["runs_executed"] for r in more.values()),
                 "workers": max(int(p["workers"]) for p in parts.values()), "parts": {**parts, **more},
                 "complete": len(more) == len(RESUMED_SWEEPS) and all(r["complete"] for r in more.values()),
-                "pending": {n: (r["runs_done"], int(r["runs_in_sweep"])) for n, r in more.items() if not r["complete"]},
+                "pending": {n: "not started" if n not in more else f"{more[n]['runs_done']} of "
+                            f"{int(more[n]['runs_in_sweep'])} runs done" for n in RESUMED_SWEEPS
+                            if n not in more or not more[n]["complete"]},
                 "tuning_s": float(sum(wall for _, wall, _, _ in tune)),
                 "tuning_runs": sum(len(envs) for _, _, _, envs in tune), "tuning_studies": len(tune)}
     return None

@@ -121,15 +121,20 @@ def _run_sweep(name, results, notebook, runs, cluster, dry_run, progress, redo_c
     unstarted = [r.key for r in todo if r.key not in failed and status(r, results) != "done"]
     write_sweep_record(results, name, started, time.time() - t0, workers, threads, len(runs),
                        len(todo) - len(unstarted), failures, fresh_kernels)
+    return _outcome(name, results, len(todo), failures, len(unstarted))
+
+
+def _outcome(name: str, results: Path, n_todo: int, failures: list, unstarted: int) -> int:
+    """Say what failed or was left for later; the exit code (1 failures, 3 stopped by --stop-after, else 0)."""
     if failures:
         for key, err in sorted(failures):
             nb = results / "notebooks" / f"{key}.ipynb"
             print(f"failed: {key} (notebook {nb}, log {nb.with_suffix('.log')}): {err}", file=sys.stderr)
-        print(f"sweep {name}: {len(failures)} of {len(todo)} runs failed", file=sys.stderr)
+        print(f"sweep {name}: {len(failures)} of {n_todo} runs failed", file=sys.stderr)
         return 1
     if unstarted:
-        print(f"sweep {name}: stopped after --stop-after; {len(todo) - len(unstarted)} runs done, "
-              f"{len(unstarted)} not started (the same command resumes)")
+        print(f"sweep {name}: stopped after --stop-after; {n_todo - unstarted} runs done, "
+              f"{unstarted} not started (the same command resumes)")
         return 3
     return 0
 
