@@ -504,3 +504,12 @@ def test_fine_tuned_arm_joins_the_verdict_only_when_complete(tmp_path, ft_seeds,
     assert ("interim, 4 of 10 seeds" in sota["detail"]) == (ft_seeds == 4)
     assert R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_std_ft")) == (ft_seeds == 10)
     assert not R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_bc_ft"))  # no rows: not complete
+
+
+def test_findings_say_how_far_the_fine_tuned_arm_is(tmp_path):
+    from miar.report.findings import findings
+
+    ft = list(R.MAIN_FT_TABLE)
+    write_fake_results(tmp_path, {R.MAIN: 0.5, R.tuned("text_only"): 0.9, ft[0]: 0.6, ft[1]: 0.8})
+    line = next(f for f in findings(tmp_path) if "fine-tuned text arm" in f)
+    assert f"part way: {2 * len(SEEDS)} of {10 * 14} runs, 0 to {len(SEEDS)} seeds per experiment" in line
