@@ -41,6 +41,8 @@ def main() -> int:
     p.add_argument("--results", default="results")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the comparisons here (e.g. results/reruns/verify.json)")
+    p.add_argument("--append", action="store_true",
+                   help="keep the checks already in --json (a run checked again replaces its old entry)")
     a = p.parse_args()
     runs = [Path(r) for r in a.runs]
     if a.sample:
@@ -48,8 +50,11 @@ def main() -> int:
         runs += random.Random(a.seed).sample(pool, min(a.sample, len(pool)))
     checks = [verify(r) for r in runs]
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(Path(a.json), json.dumps({"runs": checks}, indent=1) + "\n")
+        out = Path(a.json)
+        old = json.loads(out.read_text())["runs"] if a.append and out.is_file() else []
+        keep = [c for c in old if c["run"] not in {n["run"] for n in checks}]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, json.dumps({"runs": keep + checks}, indent=1) + "\n")
     return 0 if all(c["same"] for c in checks) else 1
 
 

@@ -44,3 +44,27 @@ def test_compare_records_refuses_nothing_in_common(tmp_path, monkeypatch, capsys
                                      "--json", str(tmp_path / "out.json")])
     assert compare_records.main() == 2
     assert "no complete run" in capsys.readouterr().err and not (tmp_path / "out.json").exists()
+
+
+def test_verify_reruns_appends_and_replaces(tmp_path, monkeypatch):
+    """``verify_reruns.py --json F --append`` keeps the earlier checks and replaces a run checked again."""
+    import sys
+
+    from miar import cli
+
+    spec_v = importlib.util.spec_from_file_location("verify_reruns", REPO / "scripts" / "verify_reruns.py")
+    verify_reruns = importlib.util.module_from_spec(spec_v)
+    spec_v.loader.exec_module(verify_reruns)
+    tiny = ["--set", "train.epochs=1", "--set", "train.progress=false", "--set", "data.synthetic.n_train=64",
+            "--set", "data.synthetic.n_valid=32", "--set", "data.synthetic.n_test=32"]
+    runs = [tmp_path / "runs" / "smoke" / f"s{s}" for s in (1, 2)]
+    for seed, run in zip((1, 2), runs):
+        assert cli.main(["train", "smoke", "--seed", str(seed), *tiny, "--run-dir", str(run)]) == 0
+    out = tmp_path / "verify.json"
+    out.write_text(json.dumps({"runs": [{"run": "older/s9", "same": True}, {"run": str(runs[0]), "same": False}]}))
+    monkeypatch.setattr(sys, "argv", ["verify_reruns.py", *map(str, runs), "--json", str(out), "--append"])
+    assert verify_reruns.main() == 0
+    got = json.loads(out.read_text())["runs"]
+    assert [c["run"] for c in got] == ["older/s9", str(runs[0]), str(runs[1])] and all(c["same"] for c in got)
+    monkeypatch.setattr(sys, "argv", ["verify_reruns.py", str(runs[1]), "--json", str(out)])  # no --append: replaced
+    assert verify_reruns.main() == 0 and [c["run"] for c in json.loads(out.read_text())["runs"]] == [str(runs[1])]
