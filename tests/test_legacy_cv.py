@@ -243,6 +243,7 @@ def test_collect_writes_the_legacy_table(tmp_path):
     assert legacy["legacy_miar"]["metrics"]["mae"]["mean"] == pytest.approx(float(miar.loc["mean", "mae"]))
     status = R.status_table(R.load_summary(tmp_path), legacy).set_index("Experiments")
     assert status.loc["legacy features (cross-fitted in the bc test videos)", "With results"] == "2 of 7"
+    assert status.loc["legacy features (cross-fitted in the bc test videos)", "Seeds each"] == "3"  # repeats
     assert "others in the results" not in status.index  # 30 fold records, none counted as an experiment
 
 

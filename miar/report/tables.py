@@ -82,7 +82,7 @@ def present(summary: dict, names) -> list[str]:
 
 
 def status_table(summary: dict, legacy: dict | None = None) -> pd.DataFrame:
-    """Per chapter: how many planned experiments have results, and which are missing; ``legacy``
+    """Per chapter: how many planned experiments have results, their seeds (or repeats), and which are missing; ``legacy``
     (:func:`~miar.report.io.load_legacy`) holds the cross-fitted experiments, whose fold records are not counted."""
     from miar.report.io import without_folds
 
@@ -90,11 +90,13 @@ def status_table(summary: dict, legacy: dict | None = None) -> pd.DataFrame:
     rows = []
     for group, names in planned().items():
         missing = [n for n in names if n not in summary]
+        seeds = sorted({int(summary[n].get("n_seeds") or 0) for n in names if n in summary})
         rows.append({"Experiments": group, "With results": f"{len(names) - len(missing)} of {len(names)}",
+                     "Seeds each": "-" if not seeds else f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}",
                      "Not yet run": ", ".join(f"`{n}`" for n in missing) or "-"})
     extra = sorted(set(summary) - {n for names in planned().values() for n in names})
     if extra:
-        rows.append({"Experiments": "others in the results", "With results": str(len(extra)),
+        rows.append({"Experiments": "others in the results", "With results": str(len(extra)), "Seeds each": "-",
                      "Not yet run": "-"})
     return pd.DataFrame(rows)
 
