@@ -26,7 +26,7 @@ from miar.report.study import (
     parts,
 )
 from miar.report.tuning import ranked_by_validation
-from miar.report.verdicts import CLAIMS, complete, title_tag
+from miar.report.verdicts import CLAIMS, claim_rows, complete, title_tag
 
 SHORT = {"sota": "State of the art", "sota_bc": "State of the art (bc split)", "interaction": "Interaction", "contrastive": "Contrastive",
          "normalization": "Normalization", "unequal": "Gate", "text_generalization": "Text features"}
@@ -64,9 +64,7 @@ def main_claim_rows(comps: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for c in CLAIMS:
         if not (c.main and c.family):
             continue
-        rows = rows_of(comps, c.family, PRIMARY, c.pairs or None)
-        later = [r for f in c.later if complete(r := rows_of(comps, f, PRIMARY))]  # as the verdict counts them
-        rows = pd.concat([rows, *later]) if later else rows
+        rows, _ = claim_rows(comps, c)  # as the verdict counts them
         frames.append(rows)
         labels += [pair_label(c.key, a, b) for a, b in zip(rows["a"], rows["b"])]
     frames = [f for f in frames if not f.empty]

@@ -103,6 +103,19 @@ def complete(rows: pd.DataFrame, seeds: int = SEEDS_PLANNED) -> bool:
     return bool((rows["n_seeds_a"].astype(float) >= seeds).all() and (rows["n_seeds_b"].astype(float) >= seeds).all())
 
 
+def claim_rows(comps: pd.DataFrame, claim: Claim) -> tuple[pd.DataFrame, list[str]]:
+    """The primary-metric comparisons that decide ``claim``: its family's (pairs), plus each ``later`` family
+    that is complete; and an interim line for each later family that is not."""
+    rows, interim = rows_of(comps, claim.family, PRIMARY, claim.pairs or None), []
+    for fam in claim.later:
+        extra = rows_of(comps, fam, PRIMARY)
+        if complete(extra):
+            rows = pd.concat([rows, extra])
+        else:
+            interim.append(_interim(fam, extra))
+    return rows, interim
+
+
 def _interim(family: str, rows: pd.DataFrame) -> str:
     """The evidence line of a later family that is not complete yet: what has run, and that it decides nothing."""
     ran = rows[rows["verdict"] != NOT_COMPARED] if not rows.empty else rows
@@ -156,14 +169,7 @@ def verdicts(results: str | Path) -> list[dict]:
     for c in CLAIMS:
         power = ""
         if c.family:
-            rows = rows_of(comps, c.family, PRIMARY, c.pairs or None)
-            interim = []
-            for fam in c.later:
-                extra = rows_of(comps, fam, PRIMARY)
-                if complete(extra):
-                    rows = pd.concat([rows, extra])
-                else:
-                    interim.append(_interim(fam, extra))
+            rows, interim = claim_rows(comps, c)
             verdict = combine(list(rows["verdict"])) if not rows.empty else NOT_RUN
             names = {**MAIN_TABLE, **BC_TABLE, **MAIN_FT_TABLE, **BC_FT_TABLE}
             detail = "; ".join([evidence_line(r, names) for _, r in rows.iterrows()] + interim) or "no comparisons yet"
