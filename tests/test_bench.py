@@ -106,7 +106,23 @@ def test_a_sweep_spanning_sessions_adds_every_invocation(tmp_path):
     assert row["Value"].endswith("so far") and f"`{name}` 0 of 140 runs done" in row["Measure"]
     assert row["Met"] == ("no" if study["wall_s"] > 4 * 3600 else "-")
     part = study_time_table(tmp_path)["Part"].tolist()
-    assert f"sweep `{name}` (2 invocations; 0 of 140 runs done so far)" in part and part[-1] == "total"
+    assert f"sweep `{name}` (2 invocations; 0 of 140 runs done so far: 20 by these)" in part and part[-1] == "total"
+    # Complete runs beyond what the records executed: those another study sweep names are that sweep's
+    # (timed there); the rest ran in an invocation that wrote no record, and the table says so.
+    from miar.records import RECORD_FILES
+    from miar.study.plan import sweep_runs
+    shared = sorted(sweep_runs(name) & set().union(*(sweep_runs(n) for n in STUDY_SWEEPS)))
+    own = sorted(sweep_runs(name) - set(shared))
+    assert shared and len(own) >= 23
+    for exp, seed in [*shared[:2], *own[:23]]:
+        run = tmp_path / "runs" / exp / f"s{seed}"
+        run.mkdir(parents=True)
+        for f in RECORD_FILES:
+            (run / f).write_text(json.dumps({"test": {}}) if f == "metrics.json" else "x")
+    got = study_time_table(tmp_path)["Part"].tolist()
+    assert any(p.startswith(f"sweep `{name}` (2 invocations; 25 of 140 runs done so far: 20 by these, 2 by `")
+               and p.endswith("(timed there), 3 by an invocation stopped before it wrote a record (untimed))")
+               for p in got), got
 
 
 def test_mmsa_mult_built_with_our_hyperparameters():

@@ -33,19 +33,25 @@ def _full(results: str | Path, name: str) -> dict | None:
 
 def resumed(results: str | Path, name: str) -> dict | None:
     """A sweep run in several invocations (:data:`RESUMED_SWEEPS`): the sum of their wall times and executed
-    runs, and whether every run the sweep names is now complete (runs another sweep made count as done, their
-    time as that sweep's); None before its first record."""
+    runs, and whether every run the sweep names is now complete. Of its complete runs, ``runs_elsewhere``
+    counts, per study sweep (:data:`STUDY_SWEEPS`), those that sweep names too (it made them; their time is its), and
+    ``runs_unrecorded`` are the rest beyond what the records executed: runs of an invocation that wrote no
+    record (stopped before it could), whose time is in no total. None before its first record."""
     from miar.records import is_complete
-    from miar.study.plan import sweep_experiments
+    from miar.study.plan import sweep_runs
 
     df = sweep_records(results, name)
     if df.empty:
         return None
     last = df.iloc[-1].to_dict()
-    done = sum(is_complete(d) for e in sweep_experiments(name) for d in (Path(results) / "runs" / e).glob("s*"))
+    runs = sweep_runs(name)
+    done = {r for r in runs if is_complete(Path(results) / "runs" / r[0] / f"s{r[1]}")}
+    elsewhere = {n: k for n in STUDY_SWEEPS if (k := len(done & sweep_runs(n)))}
+    executed = int((df["runs_executed"].astype(int) - df["runs_failed"].astype(int)).sum())
     return {**last, "sweep": name, "wall_s": float(df["wall_s"].astype(float).sum()), "invocations": len(df),
-            "runs_executed": int((df["runs_executed"].astype(int) - df["runs_failed"].astype(int)).sum()),
-            "runs_done": done, "complete": done >= int(last["runs_in_sweep"])}
+            "runs_executed": executed, "runs_done": len(done), "runs_elsewhere": elsewhere,
+            "runs_unrecorded": max(0, len(done) - sum(elsewhere.values()) - executed),
+            "complete": len(done) >= int(last["runs_in_sweep"])}
 
 
 def study_wall(results: str | Path) -> dict | None:
@@ -117,7 +123,12 @@ def study_time_table(results: str | Path) -> pd.DataFrame:
         if r is None:
             continue
         raw.append(r["wall_s"] / 60)
-        so_far = "" if r["complete"] else f"; {r['runs_done']} of {int(r['runs_in_sweep'])} runs done so far"
+        made = [f"{r['runs_executed']} by {'these' if r['invocations'] > 1 else 'this'}",
+                *(f"{k} by `{n}` (timed there)" for n, k in r["runs_elsewhere"].items()),
+                *([f"{r['runs_unrecorded']} by an invocation stopped before it wrote a record (untimed)"]
+                  if r["runs_unrecorded"] else [])]
+        so_far = f"; {r['runs_done']} of {int(r['runs_in_sweep'])} runs done{'' if r['complete'] else ' so far'}: " \
+                 + ", ".join(made)
         rows.append({"Part": f"sweep `{name}` ({r['invocations']} invocation{'s' * (r['invocations'] > 1)}{so_far})",
                      "Runs": r["runs_executed"], "Wall (min)": round(r["wall_s"] / 60, 1),
                      "Runs' own time (worker-min)": "-", "Trials": "-"})

@@ -129,6 +129,16 @@ def sweep_experiments(name: str) -> list[str]:
                               for i, e in enumerate(C._read_yaml(path).get("runs") or [])))
 
 
+def sweep_runs(name: str) -> set[tuple[str, int]]:
+    """The (experiment, seed) pairs a sweep names, without resolving any configuration (cheap: for reports)."""
+    path = sweep_path(name)
+    data = C._read_yaml(path)
+    default = _seeds(data.get("seeds", [1111]), f"{path}")
+    return {(_display(str(e["experiment"]), e.get("variant"), f"{path}: runs[{i}]"), s)
+            for i, e in enumerate(data.get("runs") or [])
+            for s in (_seeds(e["seeds"], f"{path}: runs[{i}]") if "seeds" in e else default)}
+
+
 def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = (),
                 tuned_dir: str | Path = TUNED_DIR) -> list[Run]:
     if not isinstance(entry, dict) or "experiment" not in entry:
