@@ -513,3 +513,17 @@ def test_findings_say_how_far_the_fine_tuned_arm_is(tmp_path):
     write_fake_results(tmp_path, {R.MAIN: 0.5, R.tuned("text_only"): 0.9, ft[0]: 0.6, ft[1]: 0.8})
     line = next(f for f in findings(tmp_path) if "fine-tuned text arm" in f)
     assert f"part way: {2 * len(SEEDS)} of {10 * 14} runs, 0 to {len(SEEDS)} seeds per experiment" in line
+
+
+def test_verdict_text_says_why_an_interval_off_zero_is_still_inconclusive():
+    from miar.report.evidence import diff_text, verdict_text
+    from miar.stats import decide
+    row = {"metric": "mae", "diff": 0.037, "ci_low_h": 0.002, "ci_high_h": 0.071, "p_holm": 0.136}
+    row["verdict"] = decide(row["diff"], row["ci_low_h"], row["ci_high_h"], row["p_holm"], 1.0, "mae")
+    assert row["verdict"] == "inconclusive" and diff_text(row) == "+0.037 [+0.002, +0.071]"
+    assert verdict_text(row) == ("**inconclusive** (the interval excludes 0, but the Holm-adjusted permutation p "
+                                 "is 0.136; the rule needs both)")
+    assert verdict_text({**row, "ci_low_h": -0.01, "verdict": "inconclusive"}) == "**inconclusive**"
+    worse = {**row, "p_holm": 0.01}
+    worse["verdict"] = decide(0.037, 0.002, 0.071, 0.01, 1.0, "mae")
+    assert verdict_text(worse) == "**worse**"

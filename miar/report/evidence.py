@@ -52,6 +52,16 @@ def diff_text(row) -> str:
             f"{num(_scaled(row, 'ci_high_h'), dec, True)}]")
 
 
+def verdict_text(row) -> str:
+    """``**inconclusive**``, with the reason when the interval alone would look decisive: it excludes 0, but
+    the Holm-adjusted permutation p (the rule needs both, :func:`miar.stats.decide`) is 0.05 or more."""
+    lo, hi, p = (float(row[k]) for k in ("ci_low_h", "ci_high_h", "p_holm"))
+    if row["verdict"] == "inconclusive" and (lo > 0 or hi < 0) and math.isfinite(p) and p >= 0.05:
+        return (f"**inconclusive** (the interval excludes 0, but the Holm-adjusted permutation p is {_p(p)}; "
+                "the rule needs both)")
+    return f"**{row['verdict']}**"
+
+
 def _p(p: float) -> str:
     return "-" if not math.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
 

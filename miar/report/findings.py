@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.report.data_limits import headroom_finding
-from miar.report.evidence import NOT_COMPARED, diff_text, load_comparisons, rows_of
+from miar.report.evidence import NOT_COMPARED, diff_text, load_comparisons, rows_of, verdict_text
 from miar.report.formatting import fmt, label, words
 from miar.report.study import (
     ABLATIONS,
@@ -93,7 +93,7 @@ def _strongest(results: Path, comps: pd.DataFrame) -> str | None:
             r = rows.iloc[0]
             return (f"Against the strongest baseline on validation, {display_name(b)}, MIAR's {label(PRIMARY)} "
                     f"differs by {diff_text(r)} (negative favours MIAR; 95% interval over seeds and test videos): "
-                    f"**{r['verdict']}**.")
+                    f"{verdict_text(r)}.")
     return None
 
 
@@ -118,7 +118,7 @@ def _fine_tuned(results: Path, comps: pd.DataFrame) -> str | None:
         if not r.empty:
             r = r.iloc[0]
             return (f"With fine-tuned MiniLM text, against the strongest baseline on validation, {display_name(b)}, "
-                    f"MIAR's {label(PRIMARY)} differs by {diff_text(r)}: **{r['verdict']}**.")
+                    f"MIAR's {label(PRIMARY)} differs by {diff_text(r)}: {verdict_text(r)}.")
     return None
 
 
