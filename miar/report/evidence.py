@@ -54,9 +54,12 @@ def diff_text(row) -> str:
 
 def verdict_text(row) -> str:
     """``**inconclusive**``, with the reason when the interval alone would look decisive: it excludes 0, but
-    the Holm-adjusted permutation p (the rule needs both, :func:`miar.stats.decide`) is 0.05 or more."""
+    the Holm-adjusted permutation p (the rule needs both, :func:`miar.stats.decide`) is not below the declared
+    level (``alpha`` in margins.yaml)."""
+    from miar.comparisons import load_settings
+
     lo, hi, p = (float(row[k]) for k in ("ci_low_h", "ci_high_h", "p_holm"))
-    if row["verdict"] == "inconclusive" and (lo > 0 or hi < 0) and math.isfinite(p) and p >= 0.05:
+    if row["verdict"] == "inconclusive" and (lo > 0 or hi < 0) and math.isfinite(p) and p >= load_settings().alpha:
         return (f"**inconclusive** (the interval excludes 0, but the Holm-adjusted permutation p is {_p(p)}; "
                 "the rule needs both)")
     return f"**{row['verdict']}**"
