@@ -502,6 +502,8 @@ def test_fine_tuned_arm_joins_the_verdict_only_when_complete(tmp_path, ft_seeds,
     sota = {r["claim"]: r for r in R.verdicts(tmp_path)}["sota"]
     assert sota["verdict"] == want
     assert ("interim, 4 of 10 seeds" in sota["detail"]) == (ft_seeds == 4)
+    assert sota["detail"].startswith("With frozen MPNet text, vs ")  # both arms name the same models: grouped
+    assert ("With fine-tuned MiniLM text, vs " in sota["detail"]) == (ft_seeds == 10)
     assert R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_std_ft")) == (ft_seeds == 10)
     assert not R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_bc_ft"))  # no rows: not complete
 
@@ -524,6 +526,14 @@ def test_verdict_text_says_why_an_interval_off_zero_is_still_inconclusive():
     assert verdict_text(row) == ("**inconclusive** (the interval excludes 0, but the Holm-adjusted permutation p "
                                  "is 0.136; the rule needs both)")
     assert verdict_text({**row, "ci_low_h": -0.01, "verdict": "inconclusive"}) == "**inconclusive**"
+    split = {**row, "ci_low_h": -0.01, "p_holm": 0.02}
+    split["verdict"] = decide(0.037, -0.01, 0.071, 0.02, 1.0, "mae")
+    assert verdict_text(split) == ("**inconclusive** (the Holm-adjusted permutation p is 0.020, but the interval "
+                                   "includes 0; the rule needs both)")
+    from miar.report.evidence import evidence_line
+    line = evidence_line({**split, "b": "x", "a": "y", "mdd80": 0.05, "margin": 0.02})
+    assert "**inconclusive** (the rule needs both the interval off 0 and p below the level);" in line
+    assert "**inconclusive**;" in evidence_line({**split, "p_holm": 0.5, "b": "x", "a": "y", "mdd80": 0.05, "margin": 0.02})
     worse = {**row, "p_holm": 0.01}
     worse["verdict"] = decide(0.037, 0.002, 0.071, 0.01, 1.0, "mae")
     assert verdict_text(worse) == "**worse**"

@@ -52,17 +52,35 @@ def diff_text(row) -> str:
             f"{num(_scaled(row, 'ci_high_h'), dec, True)}]")
 
 
-def verdict_text(row) -> str:
-    """``**inconclusive**``, with the reason when the interval alone would look decisive: it excludes 0, but
-    the Holm-adjusted permutation p (the rule needs both, :func:`miar.stats.decide`) is not below the declared
-    level (``alpha`` in margins.yaml)."""
+def _split_decision(row) -> str:
+    """For an inconclusive row where the interval and the test disagree (the rule, :func:`miar.stats.decide`,
+    needs both: the interval off 0 and the Holm-adjusted permutation p below ``alpha`` of margins.yaml), which one
+    fell short: "p" or "interval"; else ""."""
     from miar.comparisons import load_settings
 
     lo, hi, p = (float(row[k]) for k in ("ci_low_h", "ci_high_h", "p_holm"))
-    if row["verdict"] == "inconclusive" and (lo > 0 or hi < 0) and math.isfinite(p) and p >= load_settings().alpha:
-        return (f"**inconclusive** (the interval excludes 0, but the Holm-adjusted permutation p is {_p(p)}; "
+    if row["verdict"] != "inconclusive" or not math.isfinite(p):
+        return ""
+    off_zero, significant = (lo > 0 or hi < 0), p < load_settings().alpha
+    return "p" if off_zero and not significant else "interval" if significant and not off_zero else ""
+
+
+def verdict_text(row) -> str:
+    """``**inconclusive**``, with the reason when one half of the rule alone would look decisive: the interval
+    excludes 0 but the Holm-adjusted permutation p is not below the declared level, or the other way round."""
+    short = _split_decision(row)
+    if short == "p":
+        return (f"**inconclusive** (the interval excludes 0, but the Holm-adjusted permutation p is {_p(row['p_holm'])}; "
                 "the rule needs both)")
+    if short == "interval":
+        return (f"**inconclusive** (the Holm-adjusted permutation p is {_p(row['p_holm'])}, but the interval includes "
+                "0; the rule needs both)")
     return f"**{row['verdict']}**"
+
+
+def _why(row) -> str:
+    """The short reason beside an evidence line's verdict (its p and interval are on the same line)."""
+    return " (the rule needs both the interval off 0 and p below the level)" if _split_decision(row) else ""
 
 
 def _p(p: float) -> str:
@@ -84,7 +102,7 @@ def evidence_line(row, names: dict[str, str] | None = None) -> str:
     m = row["metric"]
     direction = "lower is better" if m in LOWER_IS_BETTER else "higher is better"
     return (f"vs {b}: {label(m)} difference {diff_text(row)} ({direction}), Holm-adjusted p {_p(row['p_holm'])}, "
-            f"**{row['verdict']}**; detectable at 80% power: {fmt(row['mdd80'], m)} "
+            f"**{row['verdict']}**{_why(row)}; detectable at 80% power: {fmt(row['mdd80'], m)} "
             f"(margin {fmt(row['margin'], m)})")
 
 
