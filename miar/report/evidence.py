@@ -142,6 +142,7 @@ def forest(rows: pd.DataFrame, labels: list[str], title: str = ""):
     (+-margin) shaded, the marker coloured by verdict; None when no row has a finite interval."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     keep = [i for i, (_, r) in enumerate(rows.iterrows()) if math.isfinite(float(r["ci_low_h"]))]
     if not keep:
@@ -158,6 +159,7 @@ def forest(rows: pd.DataFrame, labels: list[str], title: str = ""):
         ax.errorbar(d, i, xerr=[[d - lo], [hi - d]], fmt="o", capsize=3, color=VERDICT_COLOURS.get(r["verdict"], "k"))
     ax.set_yticks(np.arange(len(rows)), labels)
     ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long labels leave the axis narrow: few ticks, no overlap
     better = "left" if m in LOWER_IS_BETTER else "right"
     ax.set_xlabel(f"{label(m)}: A - B ({better} of 0: A better)")
     handles = [Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in VERDICT_COLOURS.items()]
