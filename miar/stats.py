@@ -276,6 +276,16 @@ def needed(var_h: float, var_v: float, n_seeds: int, n_videos: int, margin: floa
     return max(seeds, 1.0), max(videos, 1.0)
 
 
+def significant(p_holm: float, alpha: float = 0.05) -> bool:
+    """One half of :func:`decide`'s rule for better / worse: the Holm-adjusted permutation p is below alpha."""
+    return math.isfinite(p_holm) and p_holm < alpha
+
+
+def excludes_zero(lo: float, hi: float) -> bool:
+    """The other half: the 95% interval lies entirely on one side of 0."""
+    return lo > 0 or hi < 0
+
+
 def decide(diff: float, lo: float, hi: float, p_holm: float, p_tost_holm: float, metric: str,
            alpha: float = 0.05) -> str:
     """The verdict of one comparison, A against B: ``better`` / ``worse`` (Holm-adjusted permutation p below
@@ -284,7 +294,7 @@ def decide(diff: float, lo: float, hi: float, p_holm: float, p_tost_holm: float,
     if not all(math.isfinite(x) for x in (diff, lo, hi)):
         return "inconclusive"
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    if math.isfinite(p_holm) and p_holm < alpha and (lo > 0 or hi < 0):
+    if significant(p_holm, alpha) and excludes_zero(lo, hi):
         return "better" if sign * diff > 0 else "worse"
     if math.isfinite(p_tost_holm) and p_tost_holm < alpha:
         return "equivalent"

@@ -517,7 +517,8 @@ def test_findings_say_how_far_the_fine_tuned_arm_is(tmp_path):
     assert f"part way: {2 * len(SEEDS)} of {10 * 14} runs, 0 to {len(SEEDS)} seeds per experiment" in line
 
 
-def test_verdict_text_says_why_an_interval_off_zero_is_still_inconclusive():
+def test_an_inconclusive_says_which_half_of_the_rule_fell_short():
+    """Interval off 0 but p too large, or p small but the interval across 0: the rule needs both."""
     from miar.report.evidence import diff_text, verdict_text
     from miar.stats import decide
     row = {"metric": "mae", "diff": 0.037, "ci_low_h": 0.002, "ci_high_h": 0.071, "p_holm": 0.136}

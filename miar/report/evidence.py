@@ -6,16 +6,18 @@ Differences are metric(A) - metric(B) in the metric's units; the interval shown 
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from miar.comparisons import COLUMNS
+from miar.comparisons import COLUMNS, load_settings
 from miar.comparisons import NOT_RUN as NOT_COMPARED
 from miar.report.formatting import fmt, label, num
 from miar.report.study import LOWER_IS_BETTER, METRIC_INFO, PRIMARY
+from miar.stats import excludes_zero, significant
 
 VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue", "inconclusive": "grey"}
 
@@ -52,17 +54,21 @@ def diff_text(row) -> str:
             f"{num(_scaled(row, 'ci_high_h'), dec, True)}]")
 
 
-def _split_decision(row) -> str:
-    """For an inconclusive row where the interval and the test disagree (the rule, :func:`miar.stats.decide`,
-    needs both: the interval off 0 and the Holm-adjusted permutation p below ``alpha`` of margins.yaml), which one
-    fell short: "p" or "interval"; else ""."""
-    from miar.comparisons import load_settings
+@functools.lru_cache(maxsize=1)
+def _alpha() -> float:
+    """The declared test level (``alpha`` in margins.yaml), read once per process."""
+    return load_settings().alpha
 
+
+def _split_decision(row) -> str:
+    """For an inconclusive row where one half of the rule (:func:`miar.stats.decide`: the interval off 0 and the
+    Holm-adjusted permutation p below the declared level) holds and the other does not, the half that fell
+    short: "p" or "interval"; else ""."""
     lo, hi, p = (float(row[k]) for k in ("ci_low_h", "ci_high_h", "p_holm"))
-    if row["verdict"] != "inconclusive" or not math.isfinite(p):
+    if row["verdict"] != "inconclusive" or not all(math.isfinite(x) for x in (lo, hi, p)):
         return ""
-    off_zero, significant = (lo > 0 or hi < 0), p < load_settings().alpha
-    return "p" if off_zero and not significant else "interval" if significant and not off_zero else ""
+    off_zero, sig = excludes_zero(lo, hi), significant(p, _alpha())
+    return "p" if off_zero and not sig else "interval" if sig and not off_zero else ""
 
 
 def verdict_text(row) -> str:
@@ -173,8 +179,6 @@ def forest(rows: pd.DataFrame, labels: list[str], title: str = ""):
 
 def margins_table() -> pd.DataFrame:
     """The declared equivalence margins (``miar/experiments/margins.yaml``) with the argument for each."""
-    from miar.comparisons import load_settings
-
     st = load_settings()
     return pd.DataFrame([{"Metric": label(m), "Margin": fmt(v, m), "Why this margin": st.why[m]}
                          for m, v in st.margins.items()])
@@ -182,8 +186,6 @@ def margins_table() -> pd.DataFrame:
 
 def settings_sentence() -> str:
     """The declared test level, power target, resamples and seed, in one sentence (from margins.yaml)."""
-    from miar.comparisons import load_settings
-
     st = load_settings()
     return (f"Level {st.alpha:g} after Holm's correction, power target {st.power:.0%}, {st.resamples:,} resamples "
             f"for each bootstrap and for the permutation test, resampling seed {st.seed}.")
