@@ -277,7 +277,7 @@ def needed(var_h: float, var_v: float, n_seeds: int, n_videos: int, margin: floa
 
 
 def significant(p_holm: float, alpha: float = 0.05) -> bool:
-    """One half of :func:`decide`'s rule for better / worse: the Holm-adjusted permutation p is below alpha."""
+    """A Holm-adjusted p below alpha (in :func:`decide`: the permutation p for better / worse, TOST's for equivalent)."""
     return math.isfinite(p_holm) and p_holm < alpha
 
 
@@ -286,8 +286,7 @@ def excludes_zero(lo: float, hi: float) -> bool:
     return lo > 0 or hi < 0
 
 
-def decide(diff: float, lo: float, hi: float, p_holm: float, p_tost_holm: float, metric: str,
-           alpha: float = 0.05) -> str:
+def decide(diff: float, lo: float, hi: float, p_holm: float, p_tost_holm: float, metric: str, alpha=0.05) -> str:
     """The verdict of one comparison, A against B: ``better`` / ``worse`` (Holm-adjusted permutation p below
     alpha and the interval excludes 0), ``equivalent`` (Holm-adjusted TOST p below alpha: no difference
     beyond the margin), else ``inconclusive``. "Better" is a lower value for MAE."""
@@ -296,6 +295,6 @@ def decide(diff: float, lo: float, hi: float, p_holm: float, p_tost_holm: float,
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     if significant(p_holm, alpha) and excludes_zero(lo, hi):
         return "better" if sign * diff > 0 else "worse"
-    if math.isfinite(p_tost_holm) and p_tost_holm < alpha:
+    if significant(p_tost_holm, alpha):
         return "equivalent"
     return "inconclusive"
