@@ -41,8 +41,8 @@ def _features(args) -> int:
     root = data_root(args.data)
     cache = Path(args.cache) if args.cache else None  # None: the loader's own default
     for enc in args.encoder:
-        path = compute_features(enc, root, cache, progress=True)
-        print(f"{enc}: {path}")
+        path, computed = compute_features(enc, root, cache, progress=True, force=args.force)
+        print(f"{enc}: {path}" + ("" if computed else " (up to date: same encoder and transcripts; --force recomputes)"))
     return 0
 
 
@@ -123,7 +123,13 @@ def _add_tune(sub) -> None:
 
 
 def _collect(args) -> int:
+    from miar.study import freshness
     from miar.study.collect import CollectError, collect, find_runs
+    digest = freshness.inputs_digest(args.results)
+    if not args.force and freshness.up_to_date(args.results):
+        print(f"{Path(args.results) / 'tables'}: up to date (no record, notebook or miar source changed since the "
+              f"last collect; --force recomputes)")
+        return 0
     try:
         summary = collect(args.results)
     except CollectError as e:
@@ -133,6 +139,7 @@ def _collect(args) -> int:
         print(f"warning: {p}: incomplete run record, left out", file=sys.stderr)
     for name, e in summary["experiments"].items():
         print(f"{name}: {e['n_seeds']} seed(s)")
+    freshness.mark(args.results, digest)  # the inputs as they were when this collect read them
     print(f"wrote {Path(args.results) / 'tables'}/runs.csv, summary.csv, comparisons.csv and {Path(args.results)}/summary.json")
     return 0
 
@@ -172,7 +179,9 @@ def _add_data(sub) -> None:
                    help="the text encoder (repeatable)")
     f.add_argument("--data", default=None, help="data root (default: $MIAR_DATA or ./data)")
     f.add_argument("--cache", default=None,
-                   help="cache directory (default: $MIAR_CACHE, else DATA/.miar_cache, else ~/.cache/miar)")
+                   help="cache directory (default: $MIAR_CACHE, else $XDG_CACHE_HOME/miar, else ~/.cache/miar)")
+    f.add_argument("--force", action="store_true",
+                   help="recompute even when the cache holds this encoder's features of the same transcripts")
     f.set_defaults(func=_features)
     d = sub.add_parser("data", help="data utilities")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -212,6 +221,8 @@ def _add_study(sub) -> None:
     a.set_defaults(func=_align)
     k = sub.add_parser("collect", help="tables and summary.json from the run records")
     k.add_argument("--results", default="results", help="results directory (default: results)")
+    k.add_argument("--force", action="store_true",
+                   help="recompute even when no record, notebook or miar source changed since the last collect")
     k.set_defaults(func=_collect)
 
 

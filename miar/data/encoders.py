@@ -16,6 +16,7 @@ libraries are forced offline before they are imported.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from miar.data.batch import DataError
-from miar.data.mosi_files import base_dir, read_mosi
+from miar.data.mosi_files import read_mosi
 
 ENCODER_DIMS = {"minilm": 384, "mpnet": 768, "static": 64}
 INSTALL_HINT = {
@@ -60,16 +61,14 @@ def writable_dir(path: Path) -> bool:
             and bool(path.stat().st_mode & stat.S_IWUSR))
 
 
-def default_cache_dir(root: str | os.PathLike | None) -> Path:
-    """``$MIAR_CACHE``, else ``<root>/.miar_cache`` if writable, else ``~/.cache/miar``."""
+def default_cache_dir() -> Path:
+    """``$MIAR_CACHE``, else ``$XDG_CACHE_HOME/miar``, else ``~/.cache/miar``: outside the data folder (which may
+    be read-only or shared) and outside the checkout, so a fresh clone finds the features an earlier one cached."""
     env = os.environ.get("MIAR_CACHE")
     if env:
         return Path(env)
-    if root is not None:
-        cand = Path(root) / ".miar_cache"
-        if writable_dir(cand if cand.exists() else cand.parent):
-            return cand
-    return Path.home() / ".cache" / "miar"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "miar"
 
 
 def features_path(encoder: str, cache_dir: str | os.PathLike) -> Path:
@@ -169,17 +168,42 @@ def embed_static(texts: list[str], bar) -> tuple:
     return sentence, tokens
 
 
-def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, progress: bool = True) -> Path:
-    """Embed the lower-cased transcripts with ``encoder``; write ``mosi_<encoder>.npz`` atomically."""
-    from tqdm.auto import tqdm
+def texts_digest(encoder: str, texts: list[str]) -> str:
+    """What a feature cache was computed from: the encoder and the exact lower-cased transcripts, in order."""
+    h = hashlib.sha256(encoder.encode() + b"\0")
+    for t in texts:
+        h.update(t.encode() + b"\0")
+    return h.hexdigest()
 
+
+def cached_digest(path: Path, encoder: str) -> str | None:
+    """The ``texts_sha256`` of a readable, valid cache at ``path`` (None when absent, invalid or older)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            digest = str(z["texts_sha256"]) if "texts_sha256" in z.files else None
+        load_features(encoder, path.parent, tokens=False)  # the usual checks (encoder, width, shapes, values)
+    except (DataError, KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+    return digest
+
+
+def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, progress: bool = True,
+                     force: bool = False) -> tuple[Path, bool]:
+    """Embed the lower-cased transcripts with ``encoder``; write ``mosi_<encoder>.npz`` atomically.
+
+    ``(path, computed)``: a valid cache computed from the same encoder and transcripts (``texts_sha256``) is kept
+    as it is unless ``force``, so a rerun with nothing new takes a second instead of minutes."""
+    from tqdm.auto import tqdm
 
     check_encoder(encoder)
     offline()
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(base_dir(root))
-    writable_cache(cache)  # a read-only cache fails now, before reading and embedding anything
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     table = read_mosi(root)
     texts = [t.lower() for t in table.transcripts]
+    path, digest = features_path(encoder, cache), texts_digest(encoder, texts)
+    if not force and path.is_file() and cached_digest(path, encoder) == digest:
+        return path, False
+    writable_cache(cache)  # a read-only cache fails now, before embedding anything
     model_dir = {"minilm": minilm_dir, "mpnet": lambda: mpnet_dir(cache)}.get(encoder, lambda: None)()
     with tqdm(total=len(texts), desc=f"embedding ({encoder})", unit="utt", disable=not progress) as bar:
         if encoder == "static":
@@ -190,10 +214,10 @@ def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, p
     padded = np.zeros((len(tokens), int(lengths.max()), sentence.shape[1]), dtype=np.float16)
     for i, t in enumerate(tokens):
         padded[i, :len(t)] = t  # (N, Lmax, d)
-    path = features_path(encoder, cache)
     write_npz(path, ids=np.array(table.ids), sentence=sentence.astype(np.float32), tokens=padded,
-              lengths=lengths, encoder=np.array(encoder), dim=np.array(sentence.shape[1]))
-    return path
+              lengths=lengths, encoder=np.array(encoder), dim=np.array(sentence.shape[1]),
+              texts_sha256=np.array(digest))
+    return path, True
 
 
 def writable_cache(cache: Path) -> None:

@@ -108,7 +108,7 @@ def zscore(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def encoder_text(table: MosiTable, text_features: str, cache_dir, root, tokens: bool) -> dict[str, np.ndarray]:
     """Cached encoder features aligned to the table rows: ``sentence`` (and ``tokens``, ``lengths``)."""
 
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(base_dir(root))
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     feats = load_features(text_features, cache, tokens=tokens)
     pos = {s: i for i, s in enumerate(feats["ids"].tolist())}
     missing = [s for s in table.ids if s not in pos]

@@ -15,7 +15,6 @@ checksum) ``raw_text`` is re-tokenised.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 
 from miar.data.batch import DataError, ModalDataset, ordered
 from miar.data.encoders import default_cache_dir
-from miar.data.mosi_files import base_dir, read_mosi
+from miar.data.mosi_files import read_mosi
 from miar.data.tokens import attach_text, attach_tokens, backbone_dir
 
 BERT_UNCASED_VOCAB = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"  # vocab.txt sha256
@@ -52,16 +51,9 @@ def synthetic_texts(ids: list[str], y: np.ndarray, seed: int = 0) -> dict[str, s
 
 
 def cache_dir_for(cfg, root: Path) -> Path:
-    """Where token ids (and extracted backbones) are cached: ``$MIAR_CACHE``, else beside the data
-    (``root``: the data root, ``miar.data.data_root(cfg.data.path)``)."""
-    d = cfg.data
-    if os.environ.get("MIAR_CACHE"):
-        return Path(os.environ["MIAR_CACHE"])
-    if d.source == "mosi":
-        return default_cache_dir(base_dir(root))
-    if d.source in ("mmsa", "mult") and d.path:
-        return default_cache_dir(Path(d.path).resolve().parent)
-    return default_cache_dir(None)
+    """Where token ids (and extracted backbones) are cached: the feature cache
+    (:func:`miar.data.encoders.default_cache_dir`), whatever the data source."""
+    return default_cache_dir()
 
 
 def texts_for(cfg, splits: dict[str, ModalDataset], root: Path) -> dict[str, str]:

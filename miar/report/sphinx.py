@@ -13,15 +13,18 @@ from miar.report.study import RESULTS_ENV
 
 
 def results_fingerprint(results: str | Path) -> str:
-    """A hash of every file's path, size and mtime under ``results`` (changes whenever a result does)."""
+    """A hash of every file's path and content under ``results`` (dot files left out). Content, not mtime: a
+    fresh clone, a ``git checkout`` or a ``miar collect`` that rewrites identical tables changes every mtime but
+    no number, and must not re-execute the book."""
     import hashlib
 
     h = hashlib.sha256()
     root = Path(results)
     for p in sorted(root.rglob("*")) if root.is_dir() else []:
-        if p.is_file() and not p.name.startswith("."):
-            st = p.stat()
-            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            h.update(f"{p.relative_to(root)}\0".encode())
+            with open(p, "rb") as f:
+                h.update(hashlib.file_digest(f, "sha256").digest())
     return h.hexdigest()
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from miar import config as C
 from miar.errors import ConfigError
-from miar.records import atomic_write
+from miar.staged import write_together
 from miar.study.lock import results_lock
 from miar.study.plan import Run, _entry_runs, notebooks_dir, status
 from miar.study.spaces import Param, load_enqueue, load_space, space_path
@@ -152,6 +152,9 @@ def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=
     url = storage or f"sqlite:///{results / (name + '.db')}"
     with results_lock(results):
         study = open_study(name, url, plan["settings"], plan["enqueue"])
+        if _finished(study) >= trials:  # nothing to run: no cluster is started
+            print(f"tune {name}: {_finished(study)} of {trials} trials finished; nothing to run")
+            return 1 if any(t.state.name == "FAIL" for t in study.trials) else 0
         with engine.connect(**cluster) as client:
             while _finished(study) < trials:
                 batch = _batch(study, params, plan["settings"], trials)
@@ -229,16 +232,16 @@ def report(experiment: str, results: str | Path = "results/tune", storage: str |
              "runs": [{"experiment": experiment, "variant": "tuned",
                        "overrides": [f"{k}={fmt(v)}" for k, v in sorted(best.params.items())]}]}
     path = results / f"{name}-confirm.yaml"
-    atomic_write(path, f"# {sweep['description']}\n" + yaml.safe_dump(sweep, sort_keys=False))
     best_file = results / f"{name}-best.yaml"  # what a sweep entry's `tuned: NAME` reads (miar.study.plan)
     chosen = {"study": name, "experiment": experiment, "trial": best.number,
               f"valid_{settings['criterion']}": float(best.value), "seeds": list(settings["seeds"]),
               "sampler": settings["sampler"], "sampler_seed": settings["sampler_seed"],
               "complete_trials": len(done), "trials": len(study.trials),
               "overrides": [f"{k}={fmt(v)}" for k, v in sorted(best.params.items())]}
-    atomic_write(best_file, f"# written by miar tune {experiment} --report: the trial chosen by mean validation "
-                            f"{settings['criterion']} (the test split never evaluated)\n"
-                            + yaml.safe_dump(chosen, sort_keys=False))
+    write_together({  # unchanged files are left alone: a report with nothing new changes nothing in results/
+        path: f"# {sweep['description']}\n" + yaml.safe_dump(sweep, sort_keys=False),
+        best_file: f"# written by miar tune {experiment} --report: the trial chosen by mean validation "
+                   f"{settings['criterion']} (the test split never evaluated)\n" + yaml.safe_dump(chosen, sort_keys=False)})
     print(f"wrote {path} (miar sweep {path}) and {best_file}")
     return 0
 
