@@ -50,18 +50,19 @@ class SyntheticConfig:
 class DataConfig:
     source: Literal["synthetic", "mosi", "mmsa", "mult"] = "synthetic"
     path: str | None = None  # mmsa/mult: the pickle; mosi: data root (None = $MIAR_DATA or ./data)
-    # mosi: bc-LSTM 1447/752, standard 52/10/31 videos, or bc_test_cv: grouped k-fold cross-validation inside the
-    # 31 bc test videos (where the released features are honest; miar.data.cv)
-    split: Literal["bc", "standard", "bc_test_cv"] = "bc"
+    # mosi: bc-LSTM 1447/752, standard 52/10/31 videos, bc_test_cv: grouped k-fold cross-validation inside the
+    # 31 bc test videos (where the released features are honest), or all_cv: grouped k-fold cross-validation over
+    # all 93 videos (leak-free features only: an offline text encoder and audio; miar.data.cv)
+    split: Literal["bc", "standard", "bc_test_cv", "all_cv"] = "bc"
     modalities: tuple[str, ...] = ("text", "audio", "vision")
     text_features: Literal["cnn", "minilm", "mpnet", "static"] = "cnn"  # mosi text features
     text_granularity: Literal["utterance", "token"] = "utterance"  # token: per-token encoder states
     context: int = 0  # mosi: neighbouring utterances on each side of the target
-    n_valid_videos: int = 10  # bc, bc_test_cv: whole training(-fold) videos held out for validation
+    n_valid_videos: int = 10  # bc, bc_test_cv, all_cv: whole training(-fold) videos held out for validation
     valid_seed: int = 0  # which videos are held out (fixed across model seeds)
-    cv_folds: int = field(default=5, metadata=OPTIONAL)  # bc_test_cv: folds of whole test videos
-    cv_fold: int = field(default=0, metadata=OPTIONAL)  # bc_test_cv: the fold that is the test part, 0..cv_folds-1
-    cv_repeat: int = field(default=0, metadata=OPTIONAL)  # bc_test_cv: which fold assignment (one per repeat)
+    cv_folds: int = field(default=5, metadata=OPTIONAL)  # bc_test_cv, all_cv: folds of whole videos
+    cv_fold: int = field(default=0, metadata=OPTIONAL)  # bc_test_cv, all_cv: the test fold, 0..cv_folds-1
+    cv_repeat: int = field(default=0, metadata=OPTIONAL)  # bc_test_cv, all_cv: which fold assignment (one per repeat)
     standardize: bool = True  # z-score with training statistics
     batch_size: int = 32
     bucket: bool = True  # training batches of similar length (no effect with context windows or equal lengths)

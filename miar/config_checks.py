@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # annotations only: miar.config calls validate, so this modul
 
 BC_TRAIN_VIDEOS = 62  # the released bc-LSTM split's training videos (miar.data.mosi)
 BC_TEST_VIDEOS = 31  # and its test videos: split bc_test_cv cross-validates inside them (miar.data.cv)
+MOSI_VIDEOS = 93  # every MOSI video: split all_cv cross-validates over them (miar.data.cv)
+CV_VIDEOS = {"bc_test_cv": BC_TEST_VIDEOS, "all_cv": MOSI_VIDEOS}
 MAX_WIDTH = 8192  # d_model, proj_dim: wider than any model in the study by > 30x
 MAX_HIDDEN = 65536  # head_hidden, synthetic feature dims
 MAX_LAYERS = 64
@@ -68,7 +70,7 @@ def _data(d: C.DataConfig) -> None:
         raise ConfigError(f"data.modalities: {list(d.modalities)} must be distinct names among text, audio, vision")
     if d.source == "mosi" and d.split == "bc":
         _range("data.n_valid_videos", d.n_valid_videos, 1, BC_TRAIN_VIDEOS - 1)
-    elif d.split != "bc_test_cv":
+    elif d.split not in CV_VIDEOS:
         _range("data.n_valid_videos", d.n_valid_videos, 1)
     _cv(d)
     s = d.synthetic
@@ -86,21 +88,23 @@ def _data(d: C.DataConfig) -> None:
 
 
 def _cv(d: C.DataConfig) -> None:
-    """bc_test_cv: folds, fold, repeat and validation videos that fit the 31 bc test videos; elsewhere the cv keys
-    must stay at their defaults (a cv_fold that silently did nothing would run the wrong experiment)."""
-    if d.split != "bc_test_cv":
+    """bc_test_cv, all_cv: folds, fold, repeat and validation videos that fit the videos they deal (31 bc test
+    videos, all 93); elsewhere the cv keys must stay at their defaults (a cv_fold that silently did nothing would
+    run the wrong experiment)."""
+    if d.split not in CV_VIDEOS:
         for k, v in (("cv_folds", 5), ("cv_fold", 0), ("cv_repeat", 0)):
             if getattr(d, k) != v:
-                raise ConfigError(f"data.{k}: {getattr(d, k)!r} is only used with data.split=bc_test_cv "
+                raise ConfigError(f"data.{k}: {getattr(d, k)!r} is only used with data.split=bc_test_cv or all_cv "
                                   f"(split is {d.split!r})")
         return
     if d.source != "mosi":
-        raise ConfigError(f"data.split: bc_test_cv needs data.source=mosi (source is {d.source!r})")
-    _range("data.cv_folds", d.cv_folds, 2, BC_TEST_VIDEOS // 2)
+        raise ConfigError(f"data.split: {d.split} needs data.source=mosi (source is {d.source!r})")
+    videos = CV_VIDEOS[d.split]
+    _range("data.cv_folds", d.cv_folds, 2, videos // 2)
     _range("data.cv_fold", d.cv_fold, 0, d.cv_folds - 1)
     _range("data.cv_repeat", d.cv_repeat, 0, 2**31 - 1)
-    largest = -(-BC_TEST_VIDEOS // d.cv_folds)  # videos of the largest fold: its runs train on the fewest
-    _range("data.n_valid_videos", d.n_valid_videos, 1, BC_TEST_VIDEOS - largest - 1)
+    largest = -(-videos // d.cv_folds)  # videos of the largest fold: its runs train on the fewest
+    _range("data.n_valid_videos", d.n_valid_videos, 1, videos - largest - 1)
 
 
 def _synthetic_size(s: C.SyntheticConfig) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from miar.data.batch import MODALITIES, DataError, ModalDataset, apply_zscore, zscore_stats
-from miar.data.cv import cv_parts
+from miar.data.cv import ALL_SALT, cv_parts
 from miar.data.encoders import default_cache_dir, load_features
 from miar.data.mosi_files import (  # noqa: F401 (DIMS, base_dir, mosi_dir: re-exported)
     DIMS,
@@ -32,30 +32,36 @@ BC_SIZES = (1447, 752)  # bc-LSTM train / test utterances (62 / 31 videos)
 STANDARD_SIZES = (1284, 229, 686)  # CMU-MultimodalSDK folds (52 / 10 / 31 videos)
 ENCODERS = ("minilm", "mpnet", "static")
 LEAK_MESSAGE = (
-    "split='standard' refuses the released {what} features: the text CNN and visual 3D-CNN "
+    "split='{split}' refuses the released {what} features: the text CNN and visual 3D-CNN "
     "extractors were trained with labels on the bc-LSTM training split, which contains 24 of the "
-    "standard split's 31 test videos (558 of 686 test utterances). Use split='bc', or "
-    "text_features='minilm'|'mpnet'|'static' without 'vision'."
+    "standard split's 31 test videos (558 of 686 test utterances) and 62 of the 93 videos all_cv tests on. "
+    "Use split='bc', or text_features='minilm'|'mpnet'|'static' without 'vision'."
 )
 
 
 def split_videos(table: MosiTable, split: str, n_valid_videos: int, valid_seed: int,
                  cv: tuple[int, int, int] = (5, 0, 0)) -> dict[str, list[str]]:
-    """Sorted video ids of train/valid/test for ``split`` ("bc", "standard" or "bc_test_cv").
+    """Sorted video ids of train/valid/test for ``split`` ("bc", "standard", "bc_test_cv" or "all_cv").
 
     For "bc" the validation videos are ``n_valid_videos`` whole videos drawn from the bc training
     videos with ``numpy.random.default_rng(valid_seed)``; the default seed keeps them fixed across
     model seeds, so every run selects checkpoints on the same held-out videos. For "standard"
     the fixed SDK folds are used and ``n_valid_videos``/``valid_seed`` are ignored. For "bc_test_cv", ``cv`` =
     (folds, fold, repeat) picks one fold of the grouped cross-validation inside the 31 bc test videos
-    (:func:`miar.data.cv.cv_parts`; validation: ``n_valid_videos`` of the training folds' videos).
+    (:func:`miar.data.cv.cv_parts`; validation: ``n_valid_videos`` of the training folds' videos); "all_cv" does
+    the same over all 93 videos.
     """
     if split == "standard":
         if table.folds is None:
             raise DataError(f"{FOLDS_FILE}: missing file (needed for split='standard')")
         return {k: sorted(v) for k, v in table.folds.items()}
+    if split == "all_cv":
+        try:
+            return cv_parts(sorted(set(table.videos)), cv[0], cv[1], cv[2], n_valid_videos, valid_seed, ALL_SALT)
+        except ValueError as e:
+            raise DataError(f"split='all_cv': {e}") from None
     if split not in ("bc", "bc_test_cv"):
-        raise DataError(f"split must be 'bc', 'standard' or 'bc_test_cv', got {split!r}")
+        raise DataError(f"split must be 'bc', 'standard', 'bc_test_cv' or 'all_cv', got {split!r}")
     train = sorted({v for v, p in zip(table.videos, table.bc_part) if p == "train"})
     test = sorted({v for v, p in zip(table.videos, table.bc_part) if p == "test"})
     if split == "bc_test_cv":
@@ -147,10 +153,10 @@ def check_args(split: str, modalities, text_features: str, context: int, granula
         raise DataError(f"text_granularity must be 'utterance' or 'token', got {granularity!r}")
     if granularity == "token" and (context != 0 or text_features == "cnn"):
         raise DataError("text_granularity='token' needs context=0 and an encoder text_features")
-    if split == "standard" and "vision" in modalities:
-        raise DataError(LEAK_MESSAGE.format(what="visual 3D-CNN"))
-    if split == "standard" and "text" in modalities and text_features == "cnn":
-        raise DataError(LEAK_MESSAGE.format(what="text CNN"))
+    if split in ("standard", "all_cv") and "vision" in modalities:
+        raise DataError(LEAK_MESSAGE.format(what="visual 3D-CNN", split=split))
+    if split in ("standard", "all_cv") and "text" in modalities and text_features == "cnn":
+        raise DataError(LEAK_MESSAGE.format(what="text CNN", split=split))
 
 
 def load_mosi(root=None, *, split: str = "bc", modalities=("text", "audio", "vision"),
