@@ -101,6 +101,29 @@ def _tune(args) -> int:
                     enqueue=args.enqueue, cluster=cluster, overrides=tuple(args.set))
 
 
+def _rescore(args) -> int:
+    from miar.study.rescore import report, run
+    if args.report:
+        for row in report(args.results, args.study, args.seeds):
+            print(f"rescore {row['study']}: trial t{row['chosen_trial']:04d} chosen over {row['seeds']} seeds")
+        return 0
+    cluster = {"workers": args.workers, **_cluster_args(args)}
+    return run(args.study, args.seeds, args.results, cluster, stop_after=args.stop_after)
+
+
+def _add_rescore(sub) -> None:
+    r = sub.add_parser("rescore", help="run tuning trials again with more seeds and choose by the mean over all")
+    r.add_argument("study", nargs="+", help="tuning studies under --results (e.g. mosi_std_miar)")
+    r.add_argument("--seeds", type=int, nargs="+", required=True,
+                   help="the extra seeds (e.g. 3 4); with --report: every seed to average (e.g. 1 2 3 4)")
+    r.add_argument("--results", default="results/tune", help="the tuning results (default: results/tune)")
+    r.add_argument("--report", action="store_true", help="only choose and write results/tune/rescored/")
+    r.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
+                   help="start no run after MINUTES (the same command resumes)")
+    _add_cluster(r)
+    r.set_defaults(func=_rescore)
+
+
 def _add_tune(sub) -> None:
     t = sub.add_parser("tune", help="equal-budget hyperparameter search (Optuna), trials run like sweep runs")
     t.add_argument("experiment", help="experiment name (see miar list) or a config YAML")
@@ -237,6 +260,7 @@ def parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_study(sub)
     _add_tune(sub)
+    _add_rescore(sub)
     return p
 
 
