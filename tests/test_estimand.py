@@ -2,6 +2,7 @@
 
 import itertools
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,29 @@ def test_per_video_sums_give_the_weighted_metrics(constant):
         for m in METRICS:
             np.testing.assert_allclose(got[m][:, s], want[m], atol=1e-9, err_msg=m)
             assert float(ones[m]) == pytest.approx(compute_all(P[s], y)[m], abs=1e-9), m
+
+
+def test_committed_comparisons_are_of_single_models_on_equal_seeds():
+    """Every committed comparison names its estimand and uses the same seeds on both sides; where a side used
+    all its experiment's seeds, its value is that experiment's per-seed mean in summary.csv (to 1e-6: the
+    predictions.csv files that comparisons read are rounded to 6 decimals, the metrics.json behind summary.csv
+    are not)."""
+    import pandas as pd
+
+    from miar.comparisons import ESTIMAND, ESTIMAND_POOLED, NOT_RUN
+
+    root = Path(__file__).resolve().parents[1] / "results" / "tables"
+    comps = pd.read_csv(root / "comparisons.csv")
+    assert (comps["n_seeds_a"] == comps["n_seeds_b"]).all()
+    assert set(comps["estimand"]) <= {ESTIMAND, ESTIMAND_POOLED}
+    means = pd.read_csv(root / "summary.csv").set_index("experiment")
+    ran = comps[(comps["metric"] == "mae") & (comps["verdict"] != NOT_RUN)]
+    checked = 0
+    for _, r in ran.iterrows():
+        for side in "ab":
+            name = r[side]
+            if name in means.index and means.loc[name, "n_seeds"] == r[f"n_seeds_{side}"]:
+                assert r[f"value_{side}"] == pytest.approx(means.loc[name, "mae_mean"], abs=1e-6), name
+                checked += 1
+        assert r["diff"] == pytest.approx(r["value_a"] - r["value_b"], abs=1e-12)
+    assert checked > 0
