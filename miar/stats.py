@@ -171,7 +171,11 @@ def sign_flip_test(pair: Pair, resamples: int = 10_000, seed: int = 0, exact_up_
     every seed at once (the seeds stay paired, the video is the unit that is exchanged). For MAE this is
     exactly a sign flip, per video, of the seed-averaged per-video difference of single-model absolute errors
     (the statistic is their sum over videos divided by N); the other metrics get the same permutation
-    of whole videos. With at most ``exact_up_to`` videos all 2^V swaps are enumerated and p is exact;
+    of whole videos. Why this one: the video is the unit the test set samples, and swapping a video for every
+    seed at once keeps the seed pairing. It is conditional on the trained models (these seeds): seed-to-seed
+    variation of the difference is not in its null distribution, so with large seed effects it fires too often
+    (scripts/calibrate_stats.py); the hierarchical interval carries that variation, and the verdict rule
+    needs both. With at most ``exact_up_to`` videos all 2^V swaps are enumerated and p is exact;
     otherwise p = (1 + #{|T*| >= |T|}) / (1 + R) over random swaps.
     """
     v = pair.n_videos
