@@ -3,22 +3,37 @@ with which equivalence margins (``miar/experiments/margins.yaml``, declared befo
 the runs' ``predictions.csv`` with the statistics of :mod:`miar.stats`.
 
 ``miar collect`` calls :func:`comparisons` and writes ``tables/comparisons.csv`` and ``summary.json``'s
-``comparisons``: one row per (family, A, B, metric) with the columns of :data:`COLUMNS`. ``diff`` is
-metric(A) - metric(B) of the seed-averaged predictions in the metric's own units (for MAE, negative means A
-is better); ``ci_low/ci_high`` the 95% video-bootstrap interval, ``ci_low_h/ci_high_h`` the hierarchical one
-(seeds and videos resampled) that the verdicts use; ``p_perm`` the sign-flip permutation p over videos,
-``p_holm`` it Holm-adjusted within the family (per metric); ``p_tost`` the equivalence test against
+``comparisons``: one row per (family, A, B, metric) with the columns of :data:`COLUMNS`.
+
+**The estimand** (column ``estimand``) is the difference between single trained models, paired by seed
+(:mod:`miar.stats`): ``diff`` is mean over the seeds s of metric(A_s) - metric(B_s), in the metric's own units
+(for MAE, negative means A is better), which equals ``value_a - value_b``, the difference of the two sides'
+per-seed means as summary.csv has them. Nothing is averaged over seeds before a metric is computed: no
+comparison is between ensembles. A cross-validated experiment (:mod:`miar.pooled`) enters with one row per
+repeat (its folds pooled), paired by repeat.
+
+**Seeds: the intersection rule.** A paired comparison needs the same seeds on both sides. Each side is reduced
+to the seeds both ran (the intersection of their seed sets; for pooled experiments, of their repeats), and
+``n_seeds_a`` / ``n_seeds_b`` are the counts actually used, so they are always equal; the ``note`` says when a
+side had more. A pair with no seed in common is not compared (``verdict`` "not run", the note says why).
+
+``ci_low/ci_high`` is the 95% video-bootstrap interval, ``ci_low_h/ci_high_h`` the hierarchical one (videos and
+paired seeds resampled) that the verdicts use; ``p_perm`` the sign-flip permutation p over videos, ``p_holm``
+it Holm-adjusted within the comparison's Holm set (per metric); ``p_tost`` the equivalence test against
 ``margin`` on the hierarchical distribution (``p_tost_holm`` adjusted); ``se_h`` the hierarchical standard
-error; ``mdd80`` the minimum detectable difference at 80% power at the level alpha / (family size);
+error; ``mdd80`` the minimum detectable difference at 80% power at the level alpha / (Holm set size);
 ``seeds_needed`` / ``videos_needed`` what would bring it down to the margin.
+
+**Holm sets.** Holm's correction runs over a family's comparisons, or, where families declare the same
+``holm`` name in comparisons.yaml, over all their comparisons together: a claim that spans two text arms
+(two families) is corrected over its full set of comparisons, not arm by arm.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,87 +41,22 @@ import pandas as pd
 import yaml
 
 from miar import stats as S
+from miar.declarations import ComparisonError, Settings, load_families, load_settings
 from miar.metrics import METRICS
 from miar.records import is_complete
 
-COLUMNS = ("family", "a", "b", "metric", "n_seeds_a", "n_seeds_b", "n_videos", "value_a", "value_b", "diff",
+COLUMNS = ("family", "a", "b", "metric", "estimand", "n_seeds_a", "n_seeds_b", "n_videos", "value_a", "value_b", "diff",
            "ci_low", "ci_high", "ci_low_h", "ci_high_h", "p_perm", "p_holm", "margin", "p_tost",
            "p_tost_holm", "se_h", "mdd80", "seeds_needed", "videos_needed", "verdict", "note")
 NOT_RUN = "not run"
-SETTINGS_KEYS = {"alpha", "power", "resamples", "seed", "margins"}
-
-
-class ComparisonError(ValueError):
-    """A comparisons or margins file that cannot be used, or two experiments on different test sets."""
-
-
-def _yaml(name: str | Path) -> dict:
-    path = Path(name) if isinstance(name, Path) else resources.files("miar") / "experiments" / name
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ComparisonError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ComparisonError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-@dataclass(frozen=True)
-class Settings:
-    """margins.yaml: the test level, the power target, resampling and the margin of every metric."""
-
-    alpha: float
-    power: float
-    resamples: int
-    seed: int
-    margins: dict[str, float]
-    why: dict[str, str]
-
-
-def load_settings(path: str | Path = "margins.yaml") -> Settings:
-    """Read and check margins.yaml (unknown keys, a missing metric or a bad value: one-line error)."""
-    data = _yaml(path)
-    unknown = set(data) - SETTINGS_KEYS
-    if unknown or SETTINGS_KEYS - set(data):
-        raise ComparisonError(f"{path}: keys must be {sorted(SETTINGS_KEYS)}, got {sorted(data)}")
-    m = data["margins"]
-    if not isinstance(m, dict) or set(m) != set(METRICS):
-        raise ComparisonError(f"{path}: margins must give exactly the metrics {list(METRICS)}")
-    margins = {k: v.get("value") if isinstance(v, dict) else v for k, v in m.items()}
-    why = {k: v.get("why", "") if isinstance(v, dict) else "" for k, v in m.items()}
-    bad = [k for k, v in margins.items() if not isinstance(v, (int, float)) or not v > 0]
-    ok = 0 < data["alpha"] < 1 and 0 < data["power"] < 1 and int(data["resamples"]) >= 100
-    if bad or not ok:
-        raise ComparisonError(f"{path}: need 0 < alpha, power < 1, resamples >= 100 and positive margins"
-                              + (f" (bad: {', '.join(bad)})" if bad else ""))
-    return Settings(float(data["alpha"]), float(data["power"]), int(data["resamples"]), int(data["seed"]),
-                    {k: float(v) for k, v in margins.items()}, why)
-
-
-def load_families(path: str | Path = "comparisons.yaml") -> dict[str, dict]:
-    """Read and check comparisons.yaml: family -> {"what": str, "pairs": [[A, B], ...]}."""
-    data = _yaml(path)
-    fams = data.get("families")
-    if set(data) != {"families"} or not isinstance(fams, dict) or not fams:
-        raise ComparisonError(f"{path}: expected one key 'families' holding a mapping")
-    for name, fam in fams.items():
-        if not isinstance(fam, dict) or set(fam) != {"what", "pairs"} or not isinstance(fam["pairs"], list):
-            raise ComparisonError(f"{path}: family {name!r} needs exactly 'what' and 'pairs'")
-        for pair in fam["pairs"]:
-            if not (isinstance(pair, list) and len(pair) == 2 and all(map(_entry_ok, pair))):
-                raise ComparisonError(f"{path}: family {name!r}: {pair!r} is not [A, B] of names or "
-                                      "{choose: [names]}")
-    return fams
-
-
-def _entry_ok(e) -> bool:
-    return isinstance(e, str) or (isinstance(e, dict) and set(e) == {"choose"} and isinstance(e["choose"], list)
-                                  and all(isinstance(n, str) for n in e["choose"]) and bool(e["choose"]))
+ESTIMAND = "single-model, paired by seed"
+ESTIMAND_POOLED = "single repeat (its folds pooled), paired by repeat"
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """One experiment's test predictions: ``preds`` (S, N) over seeds, ids, labels; runs left out."""
+    """One experiment's test predictions: ``preds`` (S, N) over seeds, ids, labels; runs left out; ``seeds``
+    (S,) the seed of each row (for a cross-validated experiment, its repeat), which pairs rows across sides."""
 
     experiment: str
     ids: tuple[str, ...]
@@ -114,6 +64,7 @@ class Predictions:
     labels: np.ndarray
     left_out: int  # complete runs without a usable predictions.csv
     note: str = ""  # e.g. the repeats of a cross-validated experiment left out (miar.pooled)
+    seeds: tuple[int, ...] = ()
 
 
 def _runs(results: Path, experiment: str) -> list[Path]:
@@ -131,7 +82,7 @@ def load_predictions(results: str | Path, experiment: str) -> Predictions | None
         if p is not None:
             from miar.pooled import note
 
-            return Predictions(experiment, p.ids, p.preds, p.labels, 0, note(p))
+            return Predictions(experiment, p.ids, p.preds, p.labels, 0, note(p), tuple(p.repeats))
     frames, left_out = [], 0
     for d in _runs(Path(results), experiment):
         try:
@@ -149,7 +100,19 @@ def load_predictions(results: str | Path, experiment: str) -> Predictions | None
         if not f.index.equals(ids):
             raise ComparisonError(f"{d / 'predictions.csv'}: its test ids differ from the other runs of {experiment}")
     preds = np.stack([f["pred"].to_numpy(np.float64) for _, f in frames])
-    return Predictions(experiment, tuple(ids), preds, frames[0][1]["label"].to_numpy(np.float64), left_out)
+    return Predictions(experiment, tuple(ids), preds, frames[0][1]["label"].to_numpy(np.float64), left_out,
+                       seeds=tuple(_seed(d) for d, _ in frames))
+
+
+def _seed(run_dir: Path) -> int:
+    """The seed in a run's config.yaml (one-line ComparisonError when it has none)."""
+    try:
+        seed = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("seed")
+    except (OSError, yaml.YAMLError, AttributeError) as e:
+        raise ComparisonError(f"{run_dir / 'config.yaml'}: cannot read its seed ({str(e).splitlines()[0]})") from None
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ComparisonError(f"{run_dir / 'config.yaml'}: seed must be an integer, got {seed!r}")
+    return seed
 
 
 def valid_mae(results: str | Path, experiment: str) -> float:
@@ -179,29 +142,57 @@ def _cross_validated(name: str) -> bool:
 
 
 def _empty_rows(family: str, a: str, b: str, note: str) -> list[dict]:
+    """Every metric's "not run" row for A vs B: no seeds used on either side."""
+    estimand = ESTIMAND_POOLED if _cross_validated(a) else ESTIMAND
     return [{**dict.fromkeys(COLUMNS, math.nan), "family": family, "a": a, "b": b, "metric": m,
-             "verdict": NOT_RUN, "note": note} for m in METRICS]
+             "estimand": estimand, "n_seeds_a": 0, "n_seeds_b": 0, "verdict": NOT_RUN, "note": note}
+            for m in METRICS]
+
+
+def common_seeds(pa: Predictions, pb: Predictions) -> tuple[Predictions, Predictions, str]:
+    """Both sides reduced to the seeds both ran, in sorted order, rows paired by seed (the intersection rule
+    of the module docstring), and a note naming what each side had beyond them ("" when nothing was dropped).
+    A seed that occurs twice in one experiment is refused (one line): it cannot be paired."""
+    for p in (pa, pb):
+        if len(set(p.seeds)) != len(p.seeds) or len(p.seeds) != len(p.preds):
+            raise ComparisonError(f"{p.experiment}: its runs' seeds {list(p.seeds)} are not one distinct seed per "
+                                  "run: its runs cannot be paired by seed")
+    common = sorted(set(pa.seeds) & set(pb.seeds))
+
+    def keep(p: Predictions) -> Predictions:
+        rows = [p.seeds.index(s) for s in common]
+        return replace(p, preds=p.preds[rows], seeds=tuple(common))
+
+    unit = "repeat" if _cross_validated(pa.experiment) else "seed"
+    extra = [f"{p.experiment} {len(p.seeds)}" for p in (pa, pb) if len(p.seeds) > len(common)]
+    note = (f"paired on the {len(common)} {unit}(s) both sides ran (intersection rule; {unit}s run: "
+            f"{', '.join(extra)})" if extra else "")
+    return keep(pa), keep(pb), note
 
 
 def _pair_rows(family: str, pa: Predictions, pb: Predictions, st: Settings) -> list[dict]:
-    """Every metric's row for A vs B (Holm columns and verdict are filled per family afterwards)."""
+    """Every metric's row for A vs B on their common seeds (Holm columns and verdict are filled per Holm set
+    afterwards); "not run" rows when they share no seed."""
     if pa.ids != pb.ids:
         raise ComparisonError(f"{pa.experiment} and {pb.experiment} were tested on different utterances: "
                               "they cannot be compared")
+    pa, pb, paired = common_seeds(pa, pb)
+    if not pa.seeds:
+        return _empty_rows(family, pa.experiment, pb.experiment, "no seed in common: a paired comparison "
+                           "cannot be made")
     pair = S.Pair(pa.preds, pb.preds, pa.labels, S.video_codes(pa.ids))
     pt = S.point(pair)
     dv = S.video_bootstrap(pair, st.resamples, st.seed)
     dh = S.hierarchical_bootstrap(pair, st.resamples, st.seed)
     pp = S.sign_flip_test(pair, st.resamples, st.seed)
     notes = [f"{p.left_out} run(s) of {p.experiment} without predictions.csv left out" for p in (pa, pb)
-             if p.left_out] + [f"{p.experiment}: {p.note}" for p in (pa, pb) if p.note]
-    if len(pa.preds) != len(pb.preds):
-        notes.append("unequal seed counts: the side with more seeds averages over more of them")
+             if p.left_out] + [f"{p.experiment}: {p.note}" for p in (pa, pb) if p.note] + ([paired] if paired else [])
+    estimand = ESTIMAND_POOLED if _cross_validated(pa.experiment) else ESTIMAND
     rows = []
     for m in METRICS:
         lo, hi = S.percentile_interval(dv[m])
         lo_h, hi_h = S.percentile_interval(dh[m])
-        rows.append({"family": family, "a": pa.experiment, "b": pb.experiment, "metric": m,
+        rows.append({"family": family, "a": pa.experiment, "b": pb.experiment, "metric": m, "estimand": estimand,
                      "n_seeds_a": len(pa.preds), "n_seeds_b": len(pb.preds), "n_videos": pair.n_videos,
                      "value_a": pt[m][0], "value_b": pt[m][1], "diff": pt[m][2], "ci_low": lo, "ci_high": hi,
                      "ci_low_h": lo_h, "ci_high_h": hi_h, "p_perm": pp[m], "margin": st.margins[m],
@@ -211,7 +202,8 @@ def _pair_rows(family: str, pa: Predictions, pb: Predictions, st: Settings) -> l
 
 
 def _finish_family(rows: list[dict], st: Settings) -> None:
-    """Holm within the family per metric, then power and the verdict of each row (in place)."""
+    """Holm within one Holm set (a family, or the families that share a ``holm`` name) per metric, then power
+    and the verdict of each row (in place)."""
     for m in METRICS:
         mine = [r for r in rows if r["metric"] == m and r["verdict"] != NOT_RUN]
         p_holm = S.holm([r["p_perm"] for r in mine])
@@ -233,7 +225,7 @@ def comparisons(results: str | Path, families: dict | None = None, settings: Set
     families = load_families() if families is None else families
     st = load_settings() if settings is None else settings
     cache: dict[str, Predictions | None] = {}
-    out = []
+    out, holm_sets = [], {}
     for family, fam in families.items():
         rows = []
         for ea, eb in fam["pairs"]:
@@ -249,9 +241,11 @@ def comparisons(results: str | Path, families: dict | None = None, settings: Set
                      else _pair_rows(family, pa, pb, st))
             if progress:
                 progress(family, a, b)
+        holm_sets.setdefault(fam.get("holm", family), []).extend(rows)
+        out += rows
+    for rows in holm_sets.values():
         _finish_family(rows, st)
-        out += [{k: r.get(k, math.nan) for k in COLUMNS} for r in rows]
-    return out
+    return [{k: r.get(k, math.nan) for k in COLUMNS} for r in out]
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:

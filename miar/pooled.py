@@ -14,7 +14,8 @@ fold are read from each record's ``config.yaml`` (and must agree with the direct
   repeat's pooled predictions and their mean over repeats) and ``summary.json``'s ``legacy_cv``.
 
 The comparisons family ``legacy_cv`` (:mod:`miar.comparisons`) reads :func:`pool` as an experiment whose
-"seeds" are the repeats: each utterance's prediction is averaged over the repeats, test videos resampled.
+"seeds" are the repeats: the models of one repeat (its folds pooled) are compared repeat by repeat (every
+model deals the videos of repeat R into the same folds), test videos resampled.
 """
 
 from __future__ import annotations

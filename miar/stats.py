@@ -1,25 +1,34 @@
-"""Comparing two experiments on one test set, with the test video as the resampling unit.
+"""Comparing two experiments on one test set: single trained models, paired by seed, test videos resampled.
 
 All runs of a study share one test set (CMU-MOSI bc split: 752 utterances of 31 videos), so an interval over
 seeds alone answers "would another seed differ?" but not "would another sample of videos differ?".
-Everything here is a pure function of predictions (no files):
+Everything here is a pure function of predictions (no files).
 
-- :func:`video_bootstrap`: average each utterance's prediction over an experiment's seeds, resample whole test
-  videos with replacement (an utterance comes with its video), recompute metric(A) - metric(B).
-- :func:`hierarchical_bootstrap`: also resample the seeds of each experiment in every resample, so the
-  interval holds both seed variance and test-sample variance. The study's verdicts use this one.
-- :func:`sign_flip_test`: paired permutation test; under "A and B are exchangeable" the two experiments'
-  predictions are swapped video by video (exactly enumerated with few videos).
+**The estimand** is the difference between single trained models, the unit the per-seed tables and the field
+report: with seeds s shared by both sides (:class:`Pair` rows, paired by seed), mean_s [metric(A_s) -
+metric(B_s)]. It equals the difference of the two experiments' per-seed means (summary.csv); it is *not* the
+difference of seed-averaged predictions (an ensemble), which lowers MAE by a different amount per model.
+
+- :func:`point`: that difference on the whole test set.
+- :func:`video_bootstrap`: resample whole test videos with replacement (an utterance comes with its video),
+  every seed kept; recompute each seed's difference and average over seeds.
+- :func:`hierarchical_bootstrap`: also resample the seeds, as pairs, in every resample, so the interval holds
+  the seed-to-seed variation of the paired difference and the test-sample variation. The verdicts use this one.
+- :func:`sign_flip_test`: paired permutation test; under "A and B are exchangeable within a video" the two
+  experiments' predictions are swapped video by video, every seed at once (exactly enumerated with few videos).
 - :func:`holm`, :func:`tost`, :func:`mdd`, :func:`needed`, :func:`decide`: multiplicity, equivalence,
   power and the verdict rule.
 
-A resample of videos is a vector of multiplicities (how often each video was drawn), so metrics are computed
-as weighted metrics (:func:`weighted_metrics`) with the multiplicity of an utterance's video as its weight;
-that equals recomputing the metric on the resampled rows, for every metric of :data:`miar.metrics.METRICS`.
+A resample of videos is a vector of multiplicities (how often each video was drawn). Every metric is a
+function of sums over utterances, so each seed's predictions are reduced once to per-video sums
+(:mod:`miar.videosums`) and a resample's metric is computed from the multiplicity-weighted sums; that equals
+recomputing the metric on the resampled rows (:func:`weighted_metrics`), for every metric of
+:data:`miar.metrics.METRICS`.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -27,7 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from miar.metrics import METRICS, _weighted_f1
+from miar.metrics import METRICS
+from miar.videosums import metrics_from_sums, video_sums
+from miar.videosums import weighted_metrics as weighted_metrics  # public here too (as before it moved)
 
 LOWER_IS_BETTER = frozenset({"mae"})
 CHUNK = 2000  # resamples evaluated at once: bounds memory to a few (CHUNK, N) float arrays
@@ -44,58 +55,12 @@ def video_codes(ids) -> np.ndarray:
     return np.unique([video_of(str(i)) for i in ids], return_inverse=True)[1].astype(np.int64)
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def _weighted_corr(P: np.ndarray, y: np.ndarray, W: np.ndarray, sw: np.ndarray) -> np.ndarray:
-    """Weighted Pearson r per row; 0.0 where either side is constant (as :func:`miar.metrics._pearson`)."""
-    mp = (W * P).sum(-1, keepdims=True) / sw[:, None]  # (R, 1)
-    my = (W * y).sum(-1, keepdims=True) / sw[:, None]
-    pc, yc = P - mp, y - my  # (R, N)
-    vp, vy = (W * pc * pc).sum(-1), (W * yc * yc).sum(-1)
-    den = np.sqrt(vp * vy)
-    ok = (_weighted_ptp(P, W) > 0) & (_weighted_ptp(np.broadcast_to(y, P.shape), W) > 0) & (den > 0)
-    return np.where(ok, (W * pc * yc).sum(-1) / np.where(ok, den, 1.0), 0.0)
-
-
-def _weighted_ptp(X: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Range of each row of ``X`` over the entries with positive weight (the constant-side test of
-    :func:`miar.metrics._pearson`, so both give 0.0 for exactly the same inputs)."""
-    on = W > 0
-    return np.where(on, X, -np.inf).max(-1) - np.where(on, X, np.inf).min(-1)
-
-
-def weighted_metrics(P: np.ndarray, y: np.ndarray, W: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Every metric of ``METRICS`` per row of predictions ``P`` (R, N) against labels ``y`` (N,), each
-    utterance counted ``W`` (R, N) times (None: once). Returns (R,) arrays; equal to
-    :func:`miar.metrics.compute_all` on the rows repeated by their weights."""
-    P = np.atleast_2d(np.asarray(P, dtype=np.float64))
-    y = np.asarray(y, dtype=np.float64)
-    W = np.ones_like(P) if W is None else np.broadcast_to(np.asarray(W, dtype=np.float64), P.shape)
-    sw = W.sum(-1)
-    yt, pt = y >= 0, P >= 0
-    keep = W * (y != 0)  # (R, N) weights of the non-zero labels
-    yn, pn = y > 0, P > 0
-    out = {
-        "has0_acc2": _ratio((W * (yt == pt)).sum(-1), sw),
-        "has0_f1": _weighted_f1(yt, pt, W),
-        "non0_acc2": _ratio((keep * (yn == pn)).sum(-1), keep.sum(-1)),
-        "non0_f1": _weighted_f1(yn, pn, keep),
-        "mae": _ratio((W * np.abs(P - y)).sum(-1), sw),
-        "corr": _weighted_corr(P, y, W, sw),
-    }
-    for name, b in (("acc5", 2.0), ("acc7", 3.0)):
-        hit = np.round(np.clip(P, -b, b)) == np.round(np.clip(y, -b, b))
-        out[name] = _ratio((W * hit).sum(-1), sw)
-    return {k: out[k] for k in METRICS}
-
-
 @dataclass(frozen=True)
 class Pair:
-    """Two experiments' test predictions on the same utterances: ``a`` (Sa, N), ``b`` (Sb, N), one row per
-    seed; ``y`` (N,) labels; ``video`` (N,) video codes 0..V-1."""
+    """Two experiments' test predictions on the same utterances, paired by seed: row s of ``a`` (S, N) and row
+    s of ``b`` (S, N) are trained with the same seed; ``y`` (N,) labels; ``video`` (N,) video codes 0..V-1.
+    Both sides need the same number of rows (a paired comparison cannot be made across unequal seeds;
+    :mod:`miar.comparisons` reduces both sides to their common seeds first)."""
 
     a: np.ndarray
     b: np.ndarray
@@ -108,18 +73,50 @@ class Pair:
             raise ValueError(f"Pair: predictions {self.a.shape} and {self.b.shape} do not match {n} labels")
         if self.video.shape != (n,) or self.video.min() < 0:
             raise ValueError("Pair: need one non-negative video code per utterance")
-        if len(self.a) == 0 or len(self.b) == 0:
-            raise ValueError("Pair: each side needs at least one seed")
+        if len(self.a) == 0 or len(self.a) != len(self.b):
+            raise ValueError(f"Pair: A has {len(self.a)} seed(s), B {len(self.b)}: a paired comparison needs "
+                             "the same seeds (at least one) on both sides")
 
     @property
     def n_videos(self) -> int:
         return int(self.video.max()) + 1
 
+    @functools.cached_property
+    def sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """(S, V, K) per-video sums of A and of B (:func:`miar.videosums.video_sums`), computed once."""
+        return video_sums(self.a, self.y, self.video), video_sums(self.b, self.y, self.video)
+
+
+def _metrics(w: np.ndarray, sums: np.ndarray, w2: np.ndarray | None = None, sums2: np.ndarray | None = None):
+    """metric -> (R, S) metric of each seed's model under video weights ``w`` (R, V) on ``sums`` (S, V, K),
+    plus ``w2`` on ``sums2`` (the other side's videos, where a permutation swaps them in)."""
+    t = np.einsum("rv,svk->rsk", w, sums)  # (R, S, K)
+    if w2 is not None:
+        t = t + np.einsum("rv,svk->rsk", w2, sums2)
+    return metrics_from_sums(t)
+
+
+def _per_seed(pair: Pair, w: np.ndarray) -> dict[str, np.ndarray]:
+    """metric -> (R, S) single-model differences metric(A_s) - metric(B_s) under video weights ``w`` (R, V)."""
+    ma, mb = (_metrics(w, s) for s in pair.sums)
+    return {k: ma[k] - mb[k] for k in METRICS}
+
+
+def _swapped(pair: Pair, flips: np.ndarray) -> dict[str, np.ndarray]:
+    """metric -> (R,) mean_s [metric(A'_s) - metric(B'_s)] where A' takes B's predictions on the videos
+    flagged in ``flips`` (R, V) and B' takes A's, for every seed at once."""
+    sa, sb = pair.sums
+    ma, mb = _metrics(1.0 - flips, sa, flips, sb), _metrics(1.0 - flips, sb, flips, sa)
+    return {k: (ma[k] - mb[k]).mean(-1) for k in METRICS}
+
 
 def point(pair: Pair) -> dict[str, tuple[float, float, float]]:
-    """metric -> (metric(A), metric(B), A - B) for the seed-averaged predictions on the whole test set."""
-    ma, mb = (weighted_metrics(s.mean(0), pair.y) for s in (pair.a, pair.b))
-    return {k: (float(ma[k][0]), float(mb[k][0]), float(ma[k][0] - mb[k][0])) for k in METRICS}
+    """metric -> (mean over seeds of metric(A_s), the same of B, their difference) on the whole test set.
+    The difference is the single-model estimand, mean_s [metric(A_s) - metric(B_s)]; it equals the difference
+    of the two per-seed tables' means (summary.csv)."""
+    T = np.stack(pair.sums).sum(2)  # (2, S, K): each seed's sums over all videos
+    m = metrics_from_sums(T)
+    return {k: (float(m[k][0].mean()), float(m[k][1].mean()), float((m[k][0] - m[k][1]).mean())) for k in METRICS}
 
 
 def _video_counts(rng: np.random.Generator, v: int, r: int) -> np.ndarray:
@@ -132,83 +129,68 @@ def video_weights(rng: np.random.Generator, video: np.ndarray, r: int) -> np.nda
     return _video_counts(rng, int(video.max()) + 1, r)[:, video]
 
 
-def _seed_means(rng: np.random.Generator, preds: np.ndarray, r: int) -> np.ndarray:
-    """(r, N) mean prediction over a resample (with replacement) of the rows (seeds) of ``preds``."""
-    s = len(preds)
-    counts = rng.multinomial(s, np.full(s, 1.0 / s), size=r) / s  # (r, S)
-    return counts @ preds  # (r, N)
-
-
-def _diffs(chunks) -> dict[str, np.ndarray]:
-    """Concatenate per-chunk metric(A) - metric(B) dicts into (R,) arrays."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in METRICS}
-    for ma, mb in chunks:
-        for k in METRICS:
-            parts[k].append(ma[k] - mb[k])
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
 def _chunks(n: int):
     for start in range(0, n, CHUNK):
         yield min(CHUNK, n - start)
 
 
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in METRICS}
+
+
 def video_bootstrap(pair: Pair, resamples: int = 10_000, seed: int = 0) -> dict[str, np.ndarray]:
-    """metric -> (R,) bootstrap distribution of metric(A) - metric(B), resampling test videos only
-    (seed-averaged predictions fixed)."""
+    """metric -> (R,) bootstrap distribution of mean_s [metric(A_s) - metric(B_s)], resampling test videos
+    only (every seed kept): the test-sample variation of the single-model difference."""
     rng = np.random.default_rng(seed)
-    pa, pb = pair.a.mean(0), pair.b.mean(0)
-
-    def chunk(r):
-        w = video_weights(rng, pair.video, r)  # (r, N)
-        return weighted_metrics(np.broadcast_to(pa, w.shape), pair.y, w), \
-            weighted_metrics(np.broadcast_to(pb, w.shape), pair.y, w)
-
-    return _diffs(chunk(r) for r in _chunks(resamples))
+    parts = []
+    for r in _chunks(resamples):
+        w = _video_counts(rng, pair.n_videos, r)  # (r, V)
+        parts.append({k: d.mean(-1) for k, d in _per_seed(pair, w).items()})
+    return _concat(parts)
 
 
 def hierarchical_bootstrap(pair: Pair, resamples: int = 10_000, seed: int = 0) -> dict[str, np.ndarray]:
-    """As :func:`video_bootstrap`, but each resample also redraws A's and B's seeds with replacement
-    before averaging, so the distribution holds seed variance and test-sample variance together."""
+    """As :func:`video_bootstrap`, but each resample also redraws the seeds with replacement, as pairs (seed s
+    brings A_s and B_s together), so the distribution holds the seed-to-seed variation of the paired
+    difference as well as the test-sample variation. The study's verdicts use this one."""
     rng = np.random.default_rng(seed)
-
-    def chunk(r):
-        w = video_weights(rng, pair.video, r)
-        pa, pb = _seed_means(rng, pair.a, r), _seed_means(rng, pair.b, r)
-        return weighted_metrics(pa, pair.y, w), weighted_metrics(pb, pair.y, w)
-
-    return _diffs(chunk(r) for r in _chunks(resamples))
-
-
-def _flip_stats(pa: np.ndarray, pb: np.ndarray, y: np.ndarray, video: np.ndarray,
-                flips: np.ndarray) -> dict[str, np.ndarray]:
-    """metric(A') - metric(B') where A' and B' swap their predictions on the videos flagged in ``flips``."""
-    swap = flips[:, video].astype(bool)  # (r, N)
-    a2, b2 = np.where(swap, pb, pa), np.where(swap, pa, pb)
-    ma, mb = weighted_metrics(a2, y), weighted_metrics(b2, y)
-    return {k: ma[k] - mb[k] for k in METRICS}
+    s = len(pair.a)
+    parts = []
+    for r in _chunks(resamples):
+        w = _video_counts(rng, pair.n_videos, r)  # (r, V)
+        c = rng.multinomial(s, np.full(s, 1.0 / s), size=r) / s  # (r, S) seed weights, summing to 1
+        parts.append({k: (d * c).sum(-1) for k, d in _per_seed(pair, w).items()})
+    return _concat(parts)
 
 
 def sign_flip_test(pair: Pair, resamples: int = 10_000, seed: int = 0, exact_up_to: int = 12) -> dict[str, float]:
     """metric -> two-sided p-value of the paired sign-flip permutation test over videos.
 
-    The statistic is metric(A) - metric(B) of the seed-averaged predictions; under the null the two
-    experiments' predictions are exchangeable within each video. With at most ``exact_up_to`` videos all
-    2^V swaps are enumerated and p is exact; otherwise p = (1 + #{|T*| >= |T|}) / (1 + R) over random swaps.
+    The statistic is the single-model difference mean_s [metric(A_s) - metric(B_s)]. Under the null, A and B
+    are exchangeable within each video: a permutation swaps A's and B's predictions on a set of videos, for
+    every seed at once (the seeds stay paired, the video is the unit that is exchanged). For MAE this is
+    exactly a sign flip, per video, of the seed-averaged per-video difference of single-model absolute errors
+    (the statistic is their sum over videos divided by N); the other metrics get the same permutation
+    of whole videos. Why this one: the video is the unit the test set samples, and swapping a video for every
+    seed at once keeps the seed pairing. It is conditional on the trained models (these seeds): seed-to-seed
+    variation of the difference is not in its null distribution, so with large seed effects it fires too often
+    (scripts/calibrate_stats.py); the hierarchical interval carries that variation, and the verdict rule
+    needs both. With at most ``exact_up_to`` videos all 2^V swaps are enumerated and p is exact;
+    otherwise p = (1 + #{|T*| >= |T|}) / (1 + R) over random swaps.
     """
-    pa, pb, v = pair.a.mean(0), pair.b.mean(0), pair.n_videos
-    observed = {k: d for k, (_, _, d) in point(pair).items()}
+    v = pair.n_videos
+    observed = {k: float(d[0].mean()) for k, d in _per_seed(pair, np.ones((1, v))).items()}
     exact = v <= exact_up_to
     if exact:
-        flips = np.array(list(itertools.product((0, 1), repeat=v)), dtype=np.int8)
+        flips = np.array(list(itertools.product((0, 1), repeat=v)), dtype=np.float64)
         batches = [flips[i:i + CHUNK] for i in range(0, len(flips), CHUNK)]
     else:
         rng = np.random.default_rng(seed)
-        batches = [rng.integers(0, 2, size=(r, v), dtype=np.int8) for r in _chunks(resamples)]
+        batches = [rng.integers(0, 2, size=(r, v)).astype(np.float64) for r in _chunks(resamples)]
     hits = dict.fromkeys(METRICS, 0)
     total = 0
     for flips in batches:
-        stats = _flip_stats(pa, pb, pair.y, pair.video, flips)
+        stats = _swapped(pair, flips)
         total += len(flips)
         for k in METRICS:
             t = abs(observed[k])

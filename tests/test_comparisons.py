@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _record(results: Path, experiment: str, seed: int, pred, label, ids, valid_mae=0.5, predictions=True):
     d = results / "runs" / experiment / f"s{seed}"
     d.mkdir(parents=True)
-    for f in ("config.yaml", "history.csv", "env.json"):
-        (d / f).write_text("{}\n" if f != "history.csv" else "epoch\n1\n")
+    for f, text in (("config.yaml", f"seed: {seed}\n"), ("history.csv", "epoch\n1\n"), ("env.json", "{}\n")):
+        (d / f).write_text(text)
     (d / "metrics.json").write_text(json.dumps({"test": {"mae": 1.0}, "valid": {"mae": valid_mae}}))
     if predictions:
         rows = "\n".join(f"{i},{p},{y}" for i, p, y in zip(ids, pred, label))
@@ -134,3 +134,62 @@ def test_book_sentences_read_the_declared_settings():
 
     st = K.load_settings()
     assert f"{st.resamples:,} resamples" in R.settings_sentence() and f"seed {st.seed}" in R.settings_sentence()
+
+
+def test_unequal_seed_sets_are_compared_on_their_intersection(fake):
+    """A side with seeds the other lacks is reduced to the common seeds; n_seeds_a == n_seeds_b counts the
+    seeds used, the note says so, and diff is the mean over those seeds of per-seed metric differences."""
+    from miar.metrics import compute_all
+
+    results, ids, y = fake
+    rng = np.random.default_rng(5)
+    short = {s: y + rng.normal(0, 0.6, len(ids)) for s in (1112, 1113, 1300)}
+    for s, p in short.items():
+        _record(results, "short", s, p, y, ids)
+    df = K.frame(K.comparisons(results, {"f": {"what": "x", "pairs": [["good", "short"]]}}, SETTINGS))
+    assert (df["n_seeds_a"] == 2).all() and (df["n_seeds_b"] == 2).all()
+    assert (df["estimand"] == K.ESTIMAND).all()
+    row = df[df.metric == "mae"].iloc[0]
+    assert "intersection rule" in row["note"] and "good 3" in row["note"] and "short 3" in row["note"]
+    good = K.load_predictions(results, "good")
+    want = np.mean([compute_all(good.preds[good.seeds.index(s)], y)["mae"] - compute_all(short[s], y)["mae"]
+                    for s in (1112, 1113)])
+    assert row["diff"] == pytest.approx(want, abs=1e-12)
+
+
+def test_no_seed_in_common_is_not_compared_and_a_repeated_seed_is_refused(fake):
+    """Disjoint seed sets give "not run" rows saying why; one seed twice in an experiment cannot be paired."""
+    results, ids, y = fake
+    _record(results, "later", 1400, y, y, ids)
+    rows = K.comparisons(results, {"f": {"what": "x", "pairs": [["good", "later"], ["good", "bad"]]}}, SETTINGS)
+    later = [r for r in rows if r["b"] == "later"]
+    assert all(r["verdict"] == K.NOT_RUN and "no seed in common" in r["note"] for r in later)
+    assert all(r["n_seeds_a"] == r["n_seeds_b"] for r in rows)
+    copy = results / "runs" / "bad" / "s9999"
+    copy.mkdir()
+    for f in (results / "runs" / "bad" / "s1111").iterdir():
+        copy.joinpath(f.name).write_bytes(f.read_bytes())  # a copied run: seed 1111 twice
+    with pytest.raises(K.ComparisonError, match="not one distinct seed per run") as e:
+        K.comparisons(results, {"f": {"what": "x", "pairs": [["good", "bad"]]}}, SETTINGS)
+    assert "\n" not in str(e.value)
+
+
+def test_families_that_share_a_holm_set_are_corrected_together(fake):
+    """Two families naming one Holm set get Holm's adjustment over both families' comparisons together."""
+    results, _, _ = fake
+    apart = {"f": {"what": "x", "pairs": [["good", "bad"]]}, "g": {"what": "y", "pairs": [["good", "twin"]]}}
+    together = {k: {**v, "holm": "claim"} for k, v in apart.items()}
+    a, t = (K.frame(K.comparisons(results, fams, SETTINGS)) for fams in (apart, together))
+    a, t = a[a.metric == "mae"], t[t.metric == "mae"]
+    assert (a["p_holm"].to_numpy() == a["p_perm"].to_numpy()).all()  # one comparison per set: no adjustment
+    from miar.stats import holm
+
+    assert t["p_holm"].to_numpy() == pytest.approx(holm(t["p_perm"].to_numpy()))
+
+
+def test_a_bad_holm_name_is_one_line_error(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("families:\n  f:\n    what: x\n    pairs: [[a, b]]\n    holm: [x]\n")
+    with pytest.raises(K.ComparisonError, match="holm") as e:
+        K.load_families(p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)

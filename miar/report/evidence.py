@@ -1,8 +1,10 @@
 """The comparisons ``miar collect`` wrote (``tables/comparisons.csv``, see :mod:`miar.comparisons`), as the
 book shows them: the rows of a family, one-line evidence, the power table and the forest plot of claims.
 
-Differences are metric(A) - metric(B) in the metric's units; the interval shown is the hierarchical one
-(seeds and test videos resampled), the one the verdicts use."""
+Differences are between single trained models, paired by seed (the ``estimand`` column, :mod:`miar.comparisons`):
+the mean over the seeds both sides ran of metric(A, seed) - metric(B, seed), in the metric's units, never a
+difference of seed-averaged predictions; the interval shown is the hierarchical one (paired seeds and test videos
+resampled), the one the verdicts use."""
 
 from __future__ import annotations
 
@@ -136,7 +138,7 @@ def power_table(comps: pd.DataFrame, families=None, metric: str = PRIMARY,
     out = []
     for _, r in sub.iterrows():
         out.append({"Family": r["family"], "A vs B": f"{names.get(r['a'], r['a'])} vs {names.get(r['b'], r['b'])}",
-                    "Seeds": f"{int(r['n_seeds_a'])} vs {int(r['n_seeds_b'])}", "Test videos": int(r["n_videos"]),
+                    "Seeds (paired)": int(r["n_seeds_a"]), "Test videos": int(r["n_videos"]),
                     "Detectable (80% power)": fmt(r["mdd80"], metric), "Margin": fmt(r["margin"], metric),
                     "Seeds needed": _needed(float(r["seeds_needed"])),
                     "Test videos needed": _needed(float(r["videos_needed"]))})

@@ -92,8 +92,8 @@ def _strongest(results: Path, comps: pd.DataFrame) -> str | None:
         if not rows.empty and rows.iloc[0]["verdict"] != NOT_COMPARED:
             r = rows.iloc[0]
             return (f"Against the strongest baseline on validation, {display_name(b)}, MIAR's {label(PRIMARY)} "
-                    f"differs by {diff_text(r)} (negative favours MIAR; 95% interval over seeds and test videos): "
-                    f"{verdict_text(r)}.")
+                    f"differs by {diff_text(r)} (single models paired by seed, negative favours MIAR; 95% interval "
+                    f"over seeds and test videos): {verdict_text(r)}.")
     return None
 
 

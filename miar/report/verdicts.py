@@ -2,8 +2,9 @@
 into verdicts (:func:`verdicts`), and the verdicts into the ReScience title tag (:func:`title_tag`).
 
 Each claim names the comparisons that test it (family and pairs of ``miar/experiments/comparisons.yaml``) on the
-primary metric. A comparison is *better* / *worse* when its Holm-adjusted permutation p is below alpha and the
-hierarchical 95% interval excludes zero, *equivalent* when the Holm-adjusted equivalence test (TOST against the
+primary metric; each is a difference of single trained models paired by seed (:mod:`miar.comparisons`). A
+comparison is *better* / *worse* when its Holm-adjusted permutation p is below alpha and the hierarchical 95%
+interval excludes zero, *equivalent* when the Holm-adjusted equivalence test (TOST against the
 margin declared in ``miar/experiments/margins.yaml``) is below alpha, else *inconclusive*. A claim is
 *reproduced* when every comparison is better, *contradicted* when one is worse, *equivalent* when none is worse
 and one is equivalent (the claimed gain is shown to be smaller than the margin), else *inconclusive*.
@@ -11,6 +12,9 @@ and one is equivalent (the claimed gain is shown to be smaller than the margin),
 A claim's ``later`` families (the primary table's fine-tuned text arm, which takes several sessions to run) join
 its verdict only once complete: every comparison run with all :data:`~miar.report.study.SEEDS_PLANNED` seeds on
 both sides; until then the evidence shows them as interim and they decide nothing (declared before their runs).
+Holm's correction is not re-applied here: ``miar collect`` adjusts over each Holm set, and the state-of-the-art
+claims' two text arms share one (``holm`` in comparisons.yaml), so a claim's p-values are corrected over its
+full set of comparisons, the later arm included from its first run.
 """
 
 from __future__ import annotations
