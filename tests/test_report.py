@@ -200,10 +200,11 @@ def test_anchor_table_keeps_published_and_ours_apart(tmp_path):
 def test_readme_block_replacement_is_idempotent(fake, tmp_path):
     root, values = fake
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\nintro\n\n{R.START}\nold text\n{R.END}\n\n## after\n")
+    readme.write_text(f"# x\n\n{R.LEAD_START}\n{R.LEAD_END}\n\nintro\n\n{R.START}\nold text\n{R.END}\n\n## after\n")
     assert R.update_readme(readme, root) is True
     text = readme.read_text()
-    assert "old text" not in text and text.startswith("# x\n\nintro\n\n") and text.endswith("\n\n## after\n")
+    assert "old text" not in text and text.startswith("# x\n\n") and text.endswith("\n\n## after\n")
+    assert "\n\nintro\n\n" in text
     s = summarize_seeds(values[R.MAIN]["mae"])
     assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text
     assert "82.31 (mean of 5)" in text  # the published anchors, in their own columns
