@@ -112,7 +112,7 @@ def lead_parts(results: str | Path, link: Link) -> dict[str, str]:
             groups["undecided"].append(_item(name, page, [f"{c['verdict']}, {c['detail']}"], link))
     out = {k: "; ".join(v) if v else "none" for k, v in groups.items()}
     missed = missed_targets(results)
-    return {"verdict": headline(claims), **out, "why": _why(undecided_rows) if groups["undecided"] else "",
+    return {"verdict": headline(claims), **out, "why": _why(undecided_rows) if groups["undecided"] else "none",
             "missed": "; ".join(missed) if missed else "none",
             "convention": f"{label(PRIMARY)} differences are the model the claim favours minus the other, with "
                           "95% intervals over seeds and test videos: "
@@ -124,7 +124,7 @@ def lead_block(results: str | Path, link: Link = lambda page: f"book/{page}.md")
     if load_comparisons(results).empty:
         return "**Not yet run.** No comparisons in `results/tables/comparisons.csv` yet: `make book` makes them."
     p = lead_parts(results, link)
-    undecided = p["undecided"] + (f". Why: {p['why']}" if p["why"] else "")
+    undecided = p["undecided"] + (f". Why: {p['why']}" if p["why"] != "none" else "")
     lines = [p["verdict"], f"{p['convention'][0].upper()}{p['convention'][1:]}.", "",
              f"- **Reproduced:** {p['reproduced']}.", f"- **Contradicted or no larger than the margin:** "
              f"{p['contradicted']}.", f"- **Undecided:** {undecided}.", f"- **Missed targets:** {p['missed']}."]
