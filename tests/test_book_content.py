@@ -90,7 +90,10 @@ def test_benchmark_lists_print_as_words_with_three_digits(tmp_path):
 
 
 def test_formatting_helpers():
-    assert F.num(-0.00004, 3) == "0.000" and F.num(-0.00004, 3, signed=True) == "0.000"
+    # a bound that rounds to zero keeps its side: more decimals, to its first significant digit (at most 3 more)
+    assert F.num(-0.00004, 3) == "-0.00004" and F.num(0.0004, 3, signed=True) == "+0.0004"
+    assert F.num(-0.0000001, 3, signed=True) == "0.000" and F.num(0.0, 3, signed=True) == "0.000"
+    assert F.num(0.0004, 3) == "0.0004" and F.num(0.01, 2, signed=True) == "+0.01"
     assert F.num(0.0126, 3, signed=True) == "+0.013" and F.num(-1.5, 1) == "-1.5"
     assert F.sig(0.29541015625) == "0.295" and F.sig(36.246) == "36.2" and F.sig(882.85) == "883"
     assert F.sig(12345.6) == "12,346"
