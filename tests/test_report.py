@@ -313,7 +313,11 @@ def test_every_inferred_config_key_is_in_the_specification_table():
     assert len(table) == len(R.SPEC)
     row = table[table["Config key"].str.startswith("`model.token_scheme`")].iloc[0]
     assert row["Our default"] == f"`{cfg.model.token_scheme}`" and "`h2`" in row["Alternatives"]
-    assert "planned" in row["Ablation"]
+    assert "not in the ablations sweep" in row["Ablation"]  # no overrides given: said so, not "planned"
+    lr = table[table["Config key"].str.startswith("`train.lr`")]
+    if not lr.empty:  # a float config value shows to 3 significant digits
+        assert lr.iloc[0]["Our default"] == f"`{R.shown_value(cfg.train.lr)}`"
+    assert R.shown_value(0.0004405724506734873) == "0.000441" and R.shown_value(64) == "64"
 
 
 def test_md_table_escapes_pipes_and_rounds_floats():

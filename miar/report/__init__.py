@@ -86,7 +86,7 @@ from miar.report.provenance import (
     rerun_table,
 )
 from miar.report.readme import END, LEAD_END, LEAD_START, START, readme_table, update_readme
-from miar.report.spec import SPEC, config_value, inferred_keys, main_config, spec_table, study_overrides
+from miar.report.spec import SPEC, config_value, inferred_keys, main_config, shown_value, spec_table, study_overrides
 from miar.report.sphinx import setup
 from miar.report.study import (
     ABLATIONS,
@@ -155,5 +155,5 @@ __all__ = [
     "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
-    "update_readme", "lead_block", "lead_parts", "missed_targets", "LEAD_START", "LEAD_END", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence", "without_folds", "load_legacy",
+    "update_readme", "shown_value", "lead_block", "lead_parts", "missed_targets", "LEAD_START", "LEAD_END", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence", "without_folds", "load_legacy",
 ]
