@@ -143,3 +143,44 @@ def test_split_sizes_table_has_one_row_per_distinct_split(tmp_path):
     assert t["Train / valid / test"].tolist() == ["10 / 2 / 5", "1,000 / 20 / 50"]
     assert t["Experiments"].tolist() == [2, 1] and t["Runs"].tolist() == [4, 2]
     assert t["Which"].tolist() == ["`a*`", "`b`"]
+
+
+def test_figures_are_drawn_at_the_width_they_are_shown():
+    """A figure wider than the book's content column is shrunk to it (text keeps its point size, so it is not
+    scaled below readability by the browser); a narrower one is left as it is."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from miar.report.figures import COLUMN_PX, fit_to_column
+
+    wide = plt.figure(figsize=(10, 4), dpi=110)
+    fit_to_column(wide)
+    assert wide.get_figwidth() * wide.dpi == pytest.approx(COLUMN_PX)
+    assert wide.get_figheight() == pytest.approx(4 * COLUMN_PX / 1100)  # one factor for both sides
+    narrow = plt.figure(figsize=(5, 3), dpi=110)
+    fit_to_column(narrow)
+    assert tuple(narrow.get_size_inches()) == (5, 3)
+    plt.close("all")
+
+
+def test_the_leakage_legend_covers_no_data(tmp_path):
+    """The data page's figure puts its legend outside the axes, where no point can be under it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from miar.report.data_limits import leakage_figure
+
+    est = {"train_heldout": {"corr": [0.8, 0.7, 0.9]}, "test": {"corr": [0.1, -0.1, 0.3]}}
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "leakage.json").write_text(json.dumps(
+        {"modalities": {m: est for m in ("text", "vision", "minilm")}}))
+    fig = leakage_figure(tmp_path)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend, ax = fig.legends[0].get_window_extent(renderer), fig.axes[0].get_window_extent(renderer)
+    assert legend.y1 <= ax.y0 or legend.x1 <= ax.x0 or legend.x0 >= ax.x1 or legend.y0 >= ax.y1
+    plt.close("all")
