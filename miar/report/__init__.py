@@ -47,7 +47,17 @@ from miar.report.figures import (
     show_figure,
 )
 from miar.report.findings import display_name, findings, headline, main_claim_rows
-from miar.report.formatting import dropdown, fmt, fmt_stats, label, md_table, not_yet_run, show, words
+from miar.report.formatting import (
+    dropdown,
+    fmt,
+    fmt_stats,
+    label,
+    md_table,
+    md_table_notes,
+    not_yet_run,
+    show,
+    words,
+)
 from miar.report.io import (
     alignment_frame,
     bench_files,
@@ -152,7 +162,7 @@ __all__ = [
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "commits_by_table", "compare",
     "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
     "fmt_stats", "forest_figure", "gate_table", "gate_vs_truth", "inferred_keys", "label", "load_runs",
-    "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
+    "load_summary", "main_config", "md_table", "md_table_notes", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
     "update_readme", "shown_value", "lead_block", "lead_parts", "missed_targets", "LEAD_START", "LEAD_END", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence", "without_folds", "load_legacy",
