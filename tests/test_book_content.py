@@ -184,3 +184,27 @@ def test_the_leakage_legend_covers_no_data(tmp_path):
     legend, ax = fig.legends[0].get_window_extent(renderer), fig.axes[0].get_window_extent(renderer)
     assert legend.y1 <= ax.y0 or legend.x1 <= ax.x0 or legend.x0 >= ax.x1 or legend.y0 >= ax.y1
     plt.close("all")
+
+
+def test_forest_is_drawn_at_the_column_width_with_its_legend_inside():
+    """The forest plot of many long comparison labels is drawn at the content column's width, its labels
+    wrapped, and its legend inside the figure (a legend past the edge would widen the saved image)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from miar.report.evidence import forest
+    from miar.report.figures import COLUMN_PX
+
+    rows = pd.DataFrame([{"a": "x", "b": f"y{i}", "metric": "mae", "diff": 0.01 * i, "ci_low_h": -0.02,
+                          "ci_high_h": 0.03 + 0.01 * i, "margin": 0.02, "verdict": "inconclusive"} for i in range(6)])
+    labels = ["State of the art: MIAR (MiniLM fine-tuned) vs Text only (MiniLM fine-tuned)"] * 6
+    fig = forest(rows, labels)
+    fig.set_dpi(110)
+    assert fig.get_figwidth() * 110 <= COLUMN_PX + 1
+    assert all("\n" in t.get_text() for t in fig.axes[0].get_yticklabels())
+    fig.canvas.draw()
+    box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    plt.close("all")

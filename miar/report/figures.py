@@ -76,7 +76,7 @@ def seed_figure(runs: pd.DataFrame, rows: dict[str, str], metrics=(PRIMARY, SECO
         ax.set_yticks(range(len(rows)), list(rows.values()))
         ax.invert_yaxis()
         ax.set_xlabel(label(m) + (" (lower is better)" if m in LOWER_IS_BETTER else ""))
-    return fig
+    return fit_to_column(fig)  # shown by the inline backend, without show_figure
 
 
 def forest_figure(comps: dict[str, Comparison | None], metric_label: str = ""):
