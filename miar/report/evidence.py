@@ -175,7 +175,7 @@ def forest(rows: pd.DataFrame, labels: list[str], title: str = ""):
     handles.append(plt.Rectangle((0, 0), 1, 1, color="tab:blue", alpha=0.12, label="equivalence margin"))
     fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize=8)  # within the width
     if title:
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 64), fontsize=10)  # within the column width
     return fig
 
 
