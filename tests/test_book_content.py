@@ -90,7 +90,10 @@ def test_benchmark_lists_print_as_words_with_three_digits(tmp_path):
 
 
 def test_formatting_helpers():
-    assert F.num(-0.00004, 3) == "0.000" and F.num(-0.00004, 3, signed=True) == "0.000"
+    # a bound that rounds to zero keeps its side: more decimals, to its first significant digit (at most 3 more)
+    assert F.num(-0.00004, 3) == "-0.00004" and F.num(0.0004, 3, signed=True) == "+0.0004"
+    assert F.num(-0.0000001, 3, signed=True) == "0.000" and F.num(0.0, 3, signed=True) == "0.000"
+    assert F.num(0.0004, 3) == "0.0004" and F.num(0.01, 2, signed=True) == "+0.01"
     assert F.num(0.0126, 3, signed=True) == "+0.013" and F.num(-1.5, 1) == "-1.5"
     assert F.sig(0.29541015625) == "0.295" and F.sig(36.246) == "36.2" and F.sig(882.85) == "883"
     assert F.sig(12345.6) == "12,346"
@@ -140,3 +143,68 @@ def test_split_sizes_table_has_one_row_per_distinct_split(tmp_path):
     assert t["Train / valid / test"].tolist() == ["10 / 2 / 5", "1,000 / 20 / 50"]
     assert t["Experiments"].tolist() == [2, 1] and t["Runs"].tolist() == [4, 2]
     assert t["Which"].tolist() == ["`a*`", "`b`"]
+
+
+def test_figures_are_drawn_at_the_width_they_are_shown():
+    """A figure wider than the book's content column is shrunk to it (text keeps its point size, so it is not
+    scaled below readability by the browser); a narrower one is left as it is."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from miar.report.figures import COLUMN_PX, fit_to_column
+
+    wide = plt.figure(figsize=(10, 4), dpi=110)
+    fit_to_column(wide)
+    assert wide.get_figwidth() * wide.dpi == pytest.approx(COLUMN_PX)
+    assert wide.get_figheight() == pytest.approx(4 * COLUMN_PX / 1100)  # one factor for both sides
+    narrow = plt.figure(figsize=(5, 3), dpi=110)
+    fit_to_column(narrow)
+    assert tuple(narrow.get_size_inches()) == (5, 3)
+    plt.close("all")
+
+
+def test_the_leakage_legend_covers_no_data(tmp_path):
+    """The data page's figure puts its legend outside the axes, where no point can be under it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from miar.report.data_limits import leakage_figure
+
+    est = {"train_heldout": {"corr": [0.8, 0.7, 0.9]}, "test": {"corr": [0.1, -0.1, 0.3]}}
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "leakage.json").write_text(json.dumps(
+        {"modalities": {m: est for m in ("text", "vision", "minilm")}}))
+    fig = leakage_figure(tmp_path)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend, ax = fig.legends[0].get_window_extent(renderer), fig.axes[0].get_window_extent(renderer)
+    assert legend.y1 <= ax.y0 or legend.x1 <= ax.x0 or legend.x0 >= ax.x1 or legend.y0 >= ax.y1
+    plt.close("all")
+
+
+def test_forest_is_drawn_at_the_column_width_with_its_legend_inside():
+    """The forest plot of many long comparison labels is drawn at the content column's width, its labels
+    wrapped, and its legend inside the figure (a legend past the edge would widen the saved image)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from miar.report.evidence import forest
+    from miar.report.figures import COLUMN_PX
+
+    rows = pd.DataFrame([{"a": "x", "b": f"y{i}", "metric": "mae", "diff": 0.01 * i, "ci_low_h": -0.02,
+                          "ci_high_h": 0.03 + 0.01 * i, "margin": 0.02, "verdict": "inconclusive"} for i in range(6)])
+    labels = ["State of the art: MIAR (MiniLM fine-tuned) vs Text only (MiniLM fine-tuned)"] * 6
+    fig = forest(rows, labels)
+    fig.set_dpi(110)
+    assert fig.get_figwidth() * 110 <= COLUMN_PX + 1
+    assert all("\n" in t.get_text() for t in fig.axes[0].get_yticklabels())
+    fig.canvas.draw()
+    box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    plt.close("all")

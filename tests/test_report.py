@@ -200,10 +200,11 @@ def test_anchor_table_keeps_published_and_ours_apart(tmp_path):
 def test_readme_block_replacement_is_idempotent(fake, tmp_path):
     root, values = fake
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\nintro\n\n{R.START}\nold text\n{R.END}\n\n## after\n")
+    readme.write_text(f"# x\n\n{R.LEAD_START}\n{R.LEAD_END}\n\nintro\n\n{R.START}\nold text\n{R.END}\n\n## after\n")
     assert R.update_readme(readme, root) is True
     text = readme.read_text()
-    assert "old text" not in text and text.startswith("# x\n\nintro\n\n") and text.endswith("\n\n## after\n")
+    assert "old text" not in text and text.startswith("# x\n\n") and text.endswith("\n\n## after\n")
+    assert "\n\nintro\n\n" in text
     s = summarize_seeds(values[R.MAIN]["mae"])
     assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text
     assert "82.31 (mean of 5)" in text  # the published anchors, in their own columns
@@ -312,7 +313,11 @@ def test_every_inferred_config_key_is_in_the_specification_table():
     assert len(table) == len(R.SPEC)
     row = table[table["Config key"].str.startswith("`model.token_scheme`")].iloc[0]
     assert row["Our default"] == f"`{cfg.model.token_scheme}`" and "`h2`" in row["Alternatives"]
-    assert "planned" in row["Ablation"]
+    assert "not in the ablations sweep" in row["Ablation"]  # no overrides given: said so, not "planned"
+    lr = table[table["Config key"].str.startswith("`train.lr`")]
+    if not lr.empty:  # a float config value shows to 3 significant digits
+        assert lr.iloc[0]["Our default"] == f"`{R.shown_value(cfg.train.lr)}`"
+    assert R.shown_value(0.0004405724506734873) == "0.000441" and R.shown_value(64) == "64"
 
 
 def test_md_table_escapes_pipes_and_rounds_floats():

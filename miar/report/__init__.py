@@ -10,7 +10,7 @@ Seeds: ours are mean +- population std (ddof 0, as MMSA reports) with the Studen
 (:func:`miar.metrics.summarize_seeds`). A comparison of two experiments is the difference of their seed means
 with a Welch 95% interval; it is "better" / "worse" only when that interval excludes 0 (:func:`compare`).
 
-``python -m miar.report readme [README.md] [results]`` rewrites the README's results block.
+``python -m miar.report readme [README.md] [results]`` rewrites the README's generated blocks (the lead and the results).
 As a Sphinx extension (``_config.yml``: ``extra_extensions: [miar.report]``) it makes every page depend on
 ``results/``, so an incremental build re-executes all pages when any result changed (:func:`setup`).
 
@@ -47,7 +47,17 @@ from miar.report.figures import (
     show_figure,
 )
 from miar.report.findings import display_name, findings, headline, main_claim_rows
-from miar.report.formatting import dropdown, fmt, fmt_stats, label, md_table, not_yet_run, show, words
+from miar.report.formatting import (
+    dropdown,
+    fmt,
+    fmt_stats,
+    label,
+    md_table,
+    md_table_notes,
+    not_yet_run,
+    show,
+    words,
+)
 from miar.report.io import (
     alignment_frame,
     bench_files,
@@ -62,6 +72,7 @@ from miar.report.io import (
     staleness,
     without_folds,
 )
+from miar.report.lead import lead_block, lead_parts, missed_targets
 from miar.report.perf import (
     epoch_runs_table,
     kernel_overhead,
@@ -84,8 +95,8 @@ from miar.report.provenance import (
     rerun_comparison_table,
     rerun_table,
 )
-from miar.report.readme import END, START, readme_table, update_readme
-from miar.report.spec import SPEC, config_value, inferred_keys, main_config, spec_table, study_overrides
+from miar.report.readme import END, LEAD_END, LEAD_START, START, readme_table, update_readme
+from miar.report.spec import SPEC, config_value, inferred_keys, main_config, shown_value, spec_table, study_overrides
 from miar.report.sphinx import setup
 from miar.report.study import (
     ABLATIONS,
@@ -151,8 +162,8 @@ __all__ = [
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "commits_by_table", "compare",
     "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
     "fmt_stats", "forest_figure", "gate_table", "gate_vs_truth", "inferred_keys", "label", "load_runs",
-    "load_summary", "main_config", "md_table", "not_yet_run", "notebook_links", "notebooks", "page_setup",
+    "load_summary", "main_config", "md_table", "md_table_notes", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",
     "show", "spec_table", "staleness", "stats_of", "status_table", "study_overrides", "summary_frame", "title_tag",
-    "update_readme", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence", "without_folds", "load_legacy",
+    "update_readme", "shown_value", "lead_block", "lead_parts", "missed_targets", "LEAD_START", "LEAD_END", "variants", "verdict_table", "verdicts", "welch", "CLAIMS", "combine", "show_figure", "display_name", "findings", "headline", "main_claim_rows", "margins_history", "margins_table", "calibration_table", "oriented", "encoder_figure", "dropdown", "curves_grid", "words", "split_sizes_table", "headroom_table", "leakage_figure", "leakage_table", "probe_settings", "settings_sentence", "without_folds", "load_legacy",
 ]

@@ -1,4 +1,4 @@
-"""``python -m miar.report readme [README.md] [results]`` rewrites the README's results block."""
+"""``python -m miar.report readme [README.md] [results]`` rewrites the README's generated blocks (the lead and the results)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     readme = args[1] if len(args) > 1 else "README.md"
     changed = update_readme(readme, args[2] if len(args) > 2 else "results")
-    print(f"{readme}: results block {'updated' if changed else 'unchanged'}")
+    print(f"{readme}: generated blocks {'updated' if changed else 'unchanged'}")
     return 0
 
 

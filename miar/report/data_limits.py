@@ -68,7 +68,7 @@ def leakage_figure(results: str | Path):
     ax.set_yticks(range(len(names)), [MODALITY.get(m, m) for m in names])
     ax.invert_yaxis()
     ax.set_xlabel("Pearson r of a ridge probe with the sentiment score")
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    fig.legend(frameon=False, fontsize=9, loc="outside lower center", ncol=2)  # below the axes, over no data
     return fig
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -155,27 +156,28 @@ def forest(rows: pd.DataFrame, labels: list[str], title: str = ""):
     keep = [i for i, (_, r) in enumerate(rows.iterrows()) if math.isfinite(float(r["ci_low_h"]))]
     if not keep:
         return None
-    rows, labels = rows.iloc[keep], [labels[i] for i in keep]
+    # drawn at the book's column width (6.25 in at 110 dpi = 688 px); long labels wrap (three lines at most)
+    rows, labels = rows.iloc[keep], [textwrap.fill(labels[i], 46, max_lines=3) for i in keep]
     m = rows["metric"].iloc[0]
     scale = METRIC_INFO.get(m, ("", 1, 3))[1]
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.8), constrained_layout=True)
+    per_row = 0.12 + 0.15 * max(t.count("\n") + 1 for t in labels)  # inches
+    fig, ax = plt.subplots(figsize=(6.25, per_row * len(rows) + 1.6), constrained_layout=True)
     margin = float(rows["margin"].max()) * scale
     ax.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0)
     ax.axvline(0, color="black", lw=0.8)
     for i, (_, r) in enumerate(rows.iterrows()):
         d, lo, hi = (_scaled(r, k) for k in ("diff", "ci_low_h", "ci_high_h"))
         ax.errorbar(d, i, xerr=[[d - lo], [hi - d]], fmt="o", capsize=3, color=VERDICT_COLOURS.get(r["verdict"], "k"))
-    ax.set_yticks(np.arange(len(rows)), labels)
+    ax.set_yticks(np.arange(len(rows)), labels, fontsize=9)
     ax.invert_yaxis()
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long labels leave the axis narrow: few ticks, no overlap
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # long labels leave the axis narrow: few ticks, no overlap
     better = "left" if m in LOWER_IS_BETTER else "right"
     ax.set_xlabel(f"{label(m)}: A - B ({better} of 0: A better)")
     handles = [Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in VERDICT_COLOURS.items()]
     handles.append(plt.Rectangle((0, 0), 1, 1, color="tab:blue", alpha=0.12, label="equivalence margin"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.06 - 0.5 / len(rows)), ncol=5,
-              frameon=False, fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize=8)  # within the width
     if title:
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 64), fontsize=10)  # within the column width
     return fig
 
 

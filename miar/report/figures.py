@@ -28,15 +28,29 @@ def page_setup() -> Path:
     return results_dir()
 
 
+COLUMN_PX = 688  # the book's content column at a 1280 px window: figures are drawn at most this wide
+
+
+def fit_to_column(fig, width_px: int = COLUMN_PX):
+    """Shrink ``fig`` (both sides, by one factor) to at most ``width_px`` pixels wide at its dpi, so that it is
+    shown at the size it is drawn and its text keeps its point size (a 8 pt label is 12 px at the book's 110 dpi)
+    instead of being scaled down by the browser; constrained layout redoes the layout at the new size."""
+    w, h = fig.get_size_inches()
+    scale = width_px / (w * fig.dpi)
+    if scale < 1:
+        fig.set_size_inches(w * scale, h * scale)
+    return fig
+
+
 def show_figure(fig, text: str) -> None:
-    """Display ``fig`` now (then close it, so the inline backend does not show it twice) with its caption under it:
-    what the figure shows and what to see in it."""
+    """Display ``fig`` now, drawn at the content column's width (:func:`fit_to_column`), then close it, so the
+    inline backend does not show it twice; its caption under it: what the figure shows and what to see in it."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     from miar.report.formatting import caption, show
 
-    display(fig)
+    display(fit_to_column(fig))
     plt.close(fig)
     show(caption(text))
 
@@ -62,7 +76,7 @@ def seed_figure(runs: pd.DataFrame, rows: dict[str, str], metrics=(PRIMARY, SECO
         ax.set_yticks(range(len(rows)), list(rows.values()))
         ax.invert_yaxis()
         ax.set_xlabel(label(m) + (" (lower is better)" if m in LOWER_IS_BETTER else ""))
-    return fig
+    return fit_to_column(fig)  # shown by the inline backend, without show_figure
 
 
 def forest_figure(comps: dict[str, Comparison | None], metric_label: str = ""):
@@ -164,7 +178,7 @@ def encoder_figure(summary: dict, cells: dict[str, dict[str, str]], metric: str 
     return fig
 
 
-def curves_grid(results: str | Path, experiments: dict[str, str], column: str = "valid_mae", cols: int = 4):
+def curves_grid(results: str | Path, experiments: dict[str, str], column: str = "valid_mae", cols: int = 2):
     """Learning curves per model: one small panel per experiment (label -> name), every seed's ``column`` per
     epoch from ``history.csv``, the selected epochs as dotted lines, shared y axis; None when nothing ran."""
     import matplotlib.pyplot as plt
@@ -175,7 +189,7 @@ def curves_grid(results: str | Path, experiments: dict[str, str], column: str = 
     if not have:
         return None
     rows = math.ceil(len(have) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.4 * rows), sharey=True, squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.2 * rows), sharey=True, squeeze=False,
                              constrained_layout=True)
     for ax, (lab, dirs) in zip(axes.flat, have.items()):
         for d in dirs:
@@ -187,7 +201,7 @@ def curves_grid(results: str | Path, experiments: dict[str, str], column: str = 
                 ax.axvline(best, color="grey", lw=0.5, ls=":")
         ax.set_title(lab, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
     for ax in axes.flat[len(have):]:
         ax.set_visible(False)
     metric = column.removeprefix("valid_")

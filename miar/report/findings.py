@@ -91,9 +91,9 @@ def _strongest(results: Path, comps: pd.DataFrame) -> str | None:
         rows = rows_of(comps, "primary_std", PRIMARY, [(MAIN, b)])
         if not rows.empty and rows.iloc[0]["verdict"] != NOT_COMPARED:
             r = rows.iloc[0]
-            return (f"Against the strongest baseline on validation, {display_name(b)}, MIAR's {label(PRIMARY)} "
-                    f"differs by {diff_text(r)} (single models paired by seed, negative favours MIAR; 95% interval "
-                    f"over seeds and test videos): {verdict_text(r)}.")
+            return (f"Against the strongest baseline (lowest mean validation MAE, frozen MPNet text), {display_name(b)}, "
+                    f"MIAR's {label(PRIMARY)} differs by {diff_text(r)} (single models paired by seed, negative "
+                    f"favours MIAR; 95% interval over seeds and test videos): {verdict_text(r)}.")
     return None
 
 
@@ -117,7 +117,8 @@ def _fine_tuned(results: Path, comps: pd.DataFrame) -> str | None:
         r = rows[rows["b"] == b]
         if not r.empty:
             r = r.iloc[0]
-            return (f"With fine-tuned MiniLM text, against the strongest baseline on validation, {display_name(b)}, "
+            return (f"With fine-tuned MiniLM text, against the strongest baseline (lowest mean validation MAE with that "
+                    f"text), {display_name(b)}, "
                     f"MIAR's {label(PRIMARY)} differs by {diff_text(r)}: {verdict_text(r)}.")
     return None
 

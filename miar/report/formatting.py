@@ -52,11 +52,36 @@ def md_table(df: pd.DataFrame, index: bool = False) -> str:
     return "\n".join(lines)
 
 
+ZERO_EXTRA = 3  # at most this many more decimals for a value that rounds to zero
+
+
+def md_table_notes(df: pd.DataFrame, columns, key: str) -> str:
+    """``df`` as a table that fits the content column: the long-text ``columns`` (ids, sources, protocols) leave
+    it and become numbered notes under it, each row marked "[n]" in its ``key`` cell (rows with the same notes
+    share a number). ``columns`` may map each column to the name its notes use."""
+    names = dict(columns) if isinstance(columns, dict) else {c: c for c in columns}
+    columns = [c for c in names if c in df.columns]
+    notes: dict[str, int] = {}
+    marks = []
+    for _, r in df.iterrows():
+        text = "; ".join(f"{names[c]}: {r[c]}" for c in columns if str(r[c]) not in ("", "-"))
+        marks.append(f" [{notes.setdefault(text, len(notes) + 1)}]" if text else "")
+    out = df.drop(columns=columns)
+    out[key] = [f"{v}{m}" for v, m in zip(out[key], marks)]
+    return md_table(out) + "".join(f"\n\n[{n}] {text}" if n == 1 else f"  \n[{n}] {text}"
+                                   for text, n in notes.items())
+
+
 def num(value: float, dec: int, signed: bool = False) -> str:
-    """``value`` with ``dec`` decimals (``signed``: with its sign); a value that rounds to zero prints without
-    a sign ("0.000", never "-0.000")."""
-    out = f"{value:+.{dec}f}" if signed else f"{value:.{dec}f}"
-    return out.lstrip("+-") if float(out) == 0 else out
+    """``value`` with ``dec`` decimals (``signed``: with its sign). The rule for values that round to zero (an
+    interval's bound near 0 decides its verdict, so rounding must not hide its side): a nonzero value gets up
+    to :data:`ZERO_EXTRA` more decimals, to its first significant digit, with its sign ("-0.0004", "+0.0002");
+    smaller than that, or zero, it prints without a sign ("0.000", never "-0.000")."""
+    for d in range(dec, dec + ZERO_EXTRA + 1):
+        out = f"{value:+.{d}f}" if signed or value < 0 else f"{value:.{d}f}"
+        if float(out) != 0:
+            return out if signed or value < 0 else out.lstrip("+")
+    return f"{0:.{dec}f}"
 
 
 def sig(value: float, digits: int = 3) -> str:

@@ -237,8 +237,9 @@ def readme_speed(results: str | Path) -> str | None:
         total, runs = study_total(study)
         pending = "; ".join(f"`{n}` {what}" for n, what in study.get("pending", {}).items())
         took = f"has taken {total / 60:.0f} min so far ({pending})" if pending else f"took {total / 60:.0f} min"
+        where = "over" if total > TARGET_STUDY_S else "within" if not pending else "so far within"
         parts.append(f"the whole study ({runs} runs: its tuning studies and sweeps) {took} with "
-                     f"{study['workers']} workers{on}, against a {TARGET_STUDY_S / 3600:.0f} h target "
+                     f"{study['workers']} workers{on}, {where} the {TARGET_STUDY_S / 3600:.0f} h target "
                      "(`results/sweeps/`, `results/tune/`)")
     if not parts:
         return None

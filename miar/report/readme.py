@@ -1,5 +1,6 @@
-"""The README's results block: generated from ``results/`` only (:func:`readme_table`) and written between
-the results markers (:func:`update_readme`; ``python -m miar.report readme [README.md] [results]``)."""
+"""The README's generated blocks, from ``results/`` only: the lead on the first screen (:func:`lead_block`,
+between the ``lead`` markers) and the results block further down (:func:`readme_table`, between the
+``results`` markers); :func:`update_readme` rewrites both (``python -m miar.report readme [README.md] [results]``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 from miar.report.findings import findings, headline
 from miar.report.formatting import md_table
 from miar.report.io import load_summary, run_dirs
+from miar.report.lead import lead_block
 from miar.report.perf import readme_speed
 from miar.report.study import HEADLINE, MAIN, MAIN_TABLE, RERUN
 from miar.report.tables import anchor_table, present, results_table
 from miar.report.verdicts import verdicts
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+LEAD_START, LEAD_END = "<!-- lead:start -->", "<!-- lead:end -->"
 
 
 def readme_table(results: str | Path) -> str:
@@ -44,15 +47,22 @@ def readme_table(results: str | Path) -> str:
         "modalities on that split), beside ours in separate columns:", md_table(anchors), head])
 
 
+def _replace(text: str, path: Path, start: str, end: str, body: str) -> str:
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{path}: needs exactly one {start} ... {end} block")
+    before, rest = text.split(start)
+    _, after = rest.split(end)
+    return f"{before}{start}\n{body}\n{end}{after}"
+
+
 def update_readme(readme_path: str | Path, results: str | Path) -> bool:
-    """Replace the text between the results markers with :func:`readme_table`; True if the file changed."""
+    """Replace the text between the lead markers with :func:`lead_block` and between the results markers with
+    :func:`readme_table`; True if the file changed. A README missing either block is an error, and then
+    nothing is written."""
     path = Path(readme_path)
     text = path.read_text()
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"{path}: needs exactly one {START} ... {END} block")
-    before, rest = text.split(START)
-    _, after = rest.split(END)
-    new = f"{before}{START}\n{readme_table(results)}\n{END}{after}"
+    new = _replace(text, path, START, END, readme_table(results))
+    new = _replace(new, path, LEAD_START, LEAD_END, lead_block(results))
     if new == text:
         return False
     path.write_text(new)

@@ -59,6 +59,12 @@ def config_value(cfg, key: str):
     return obj
 
 
+def shown_value(value) -> str:
+    """A config value as a reader sees it: a float to 3 significant digits (a tuned learning rate
+    ``0.0004405724506734873`` shows as ``0.000441``; the search's own resolution is coarser), anything else as is."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _alternatives(cfg, key: str) -> str:
     import typing
 
@@ -121,8 +127,8 @@ def spec_table(cfg, overrides: dict[str, list[str]], base: str = MAIN) -> pd.Dat
                  and any(o.split("=", 1)[0] == key for o in ov)]
         for v in dict.fromkeys([*swept, *abl]):
             ov = overrides.get(variant(v, base))
-            ablation.append(f"`.{v}` ({', '.join(f'`{o}`' for o in ov) if ov else 'planned'})")
-        rows.append({"Choice left open": choice, "Our default": f"`{config_value(cfg, key)}`",
+            ablation.append(f"`.{v}` ({', '.join(f'`{o}`' for o in ov) if ov else 'not in the ablations sweep'})")
+        rows.append({"Choice left open": choice, "Our default": f"`{shown_value(config_value(cfg, key))}`",
                      "Alternatives": _alternatives(cfg, key), "Config key": f"`{key}`" +
                      (" [inferred]" if key in inferred else ""), "Ablation": "; ".join(ablation) or "-"})
     return pd.DataFrame(rows)
