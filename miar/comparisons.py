@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from miar import stats as S
+from miar.errors import UserError
 from miar.metrics import METRICS
 from miar.records import is_complete
 
@@ -36,7 +37,7 @@ NOT_RUN = "not run"
 SETTINGS_KEYS = {"alpha", "power", "resamples", "seed", "margins"}
 
 
-class ComparisonError(ValueError):
+class ComparisonError(UserError, ValueError):
     """A comparisons or margins file that cannot be used, or two experiments on different test sets."""
 
 

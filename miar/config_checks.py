@@ -83,6 +83,9 @@ def _data(d: C.DataConfig) -> None:
         _range(f"data.synthetic.dims[{i}]", v, 1, MAX_HIDDEN)
     if d.source == "synthetic":
         _synthetic_size(s)
+        if d.path is not None:  # silently ignored otherwise: the run would not be on the data it names
+            raise ConfigError(f"data.path: {d.path!r} is not read with data.source=synthetic (the data is "
+                              f"generated; set data.source to mosi, mmsa or mult to read a file)")
 
 
 def _cv(d: C.DataConfig) -> None:

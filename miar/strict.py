@@ -8,6 +8,7 @@ Nothing here knows the study's config: any dataclass works.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import fields, is_dataclass, replace
@@ -16,6 +17,9 @@ from typing import Any, Literal
 import yaml
 
 from miar.errors import ConfigError
+
+MAX_DEPTH = 32  # a config nests 3 levels; a value deeper than this is a mistake (or an attack on the parser)
+FLOAT_TEXT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")  # YAML 1.2's float
 
 
 def check_value(value: Any, tp: Any, key: str) -> Any:
@@ -59,6 +63,8 @@ def _check_tuple(value: Any, args: tuple, key: str) -> tuple:
 
 def _check_scalar(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
+        if isinstance(value, str) and FLOAT_TEXT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-3 as a string
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
         return float(value)
@@ -104,6 +110,29 @@ def to_dict(cfg: Any) -> dict:
     return conv(cfg)
 
 
+def load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``, nested at most :data:`MAX_DEPTH` deep; else one line naming ``where``."""
+    try:
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: cannot read YAML ({str(e).splitlines()[0]})") from None
+    _check_depth(data, where)
+    return data
+
+
+def _check_depth(data: Any, where: str) -> None:
+    """Refuse lists and mappings nested more than :data:`MAX_DEPTH` deep (walked without recursion)."""
+    todo = [(data, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            todo += [(v, depth + 1) for v in (node.values() if isinstance(node, dict) else node)]
+
+
 def parse_override(text: str) -> dict:
     """``"a.b=1"`` -> ``{"a": {"b": 1}}``; the value is parsed as YAML (numbers, bools, lists)."""
     if "=" not in text:
@@ -113,6 +142,9 @@ def parse_override(text: str) -> dict:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"override {key.strip()}: nested deeper than {MAX_DEPTH} levels") from None
+    _check_depth(value, f"override {key.strip()}")
     out: dict = {}
     node = out
     parts = key.strip().split(".")
