@@ -205,6 +205,16 @@ def _tell(study, batch, runs: dict, results: Path, criterion: str, failed: set) 
             study.tell(t.number, _value(rs, results, criterion))
 
 
+def _load(name: str, url: str, experiment: str):
+    """The stored study, read only: a missing or damaged storage, or no study of that name, is one line."""
+    import optuna
+    check_storage(url, must_exist=True)  # a report reads a study, never creates one
+    try:
+        return optuna.load_study(study_name=name, storage=_storage(url))
+    except KeyError:  # optuna: no study of that name in the storage
+        raise ConfigError(f"{url}: holds no study {name} (run miar tune {experiment} first)") from None
+
+
 def report(experiment: str, results: str | Path = "results/tune", storage: str | None = None, top: int = 5,
            confirm_seeds: int = 5) -> int:
     """Print the best trials and write the sweep that confirms the best one with ``confirm_seeds`` seeds."""
@@ -214,11 +224,7 @@ def report(experiment: str, results: str | Path = "results/tune", storage: str |
     results, name = check_results(results), Path(experiment).stem
     check_tune(confirm_seeds=confirm_seeds)
     url = storage or f"sqlite:///{results / (name + '.db')}"
-    check_storage(url, must_exist=True)  # a report reads a study, never creates one
-    try:
-        study = optuna.load_study(study_name=name, storage=_storage(url))
-    except KeyError:  # optuna: no study of that name in the storage
-        raise ConfigError(f"{url}: holds no study {name} (run miar tune {experiment} first)") from None
+    study = _load(name, url, experiment)
     settings = study.user_attrs["settings"]
     done = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
                   key=lambda t: (t.value if study.direction.name == "MINIMIZE" else -t.value, t.number))
