@@ -145,7 +145,9 @@ def _check_sqlite(path: Path, must_exist: bool, parent_made: bool) -> None:
             ok = con.execute("PRAGMA quick_check").fetchone()
         finally:
             con.close()
-    except sqlite3.Error as e:
+    except sqlite3.OperationalError:  # locked by a live driver, or a hot journal a killed driver left that a
+        return  # read-only connection cannot roll back: Optuna opens it and recovers, so it is not judged here
+    except sqlite3.DatabaseError as e:  # malformed, truncated, not a database
         raise ConfigError(f"{path}: damaged SQLite database ({e})") from None
     if not ok or ok[0] != "ok":
         raise ConfigError(f"{path}: damaged SQLite database ({ok and ok[0]})")
