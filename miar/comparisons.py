@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from miar import stats as S
-from miar.errors import UserError
+from miar.errors import ConfigError, UserError
 from miar.metrics import METRICS
 from miar.records import is_complete
+from miar.strict import load_yaml
 
 COLUMNS = ("family", "a", "b", "metric", "n_seeds_a", "n_seeds_b", "n_videos", "value_a", "value_b", "diff",
            "ci_low", "ci_high", "ci_low_h", "ci_high_h", "p_perm", "p_holm", "margin", "p_tost",
@@ -44,9 +44,11 @@ class ComparisonError(UserError, ValueError):
 def _yaml(name: str | Path) -> dict:
     path = Path(name) if isinstance(name, Path) else resources.files("miar") / "experiments" / name
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+        data = load_yaml(path.read_text(), str(path))  # nested too deep: one line, not RecursionError
+    except OSError as e:
         raise ComparisonError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+    except ConfigError as e:  # "<path>: cannot read YAML (...)" or "<path>: nested deeper than ..."
+        raise ComparisonError(str(e)) from None
     if not isinstance(data, dict):
         raise ComparisonError(f"{path}: expected a mapping at the top level")
     return data

@@ -214,12 +214,12 @@ def _zero_length_time(folder: Path) -> str:
     return "zero-length time axis"
 
 
-def _outside_file(folder: Path) -> str:
+def _outside_file(folder: Path) -> tuple[str, str]:
     (folder.parent / "secret.npy").write_bytes(b"x" * 10)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["splits"]["train"]["files"]["../../secret.npy"] = {"bytes": 10, "sha256": "0" * 64}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    return "secret.npy"
+    return "secret.npy", "refused"  # not read and then found wrong: refused for its name
 
 
 def _malformed_entry(folder: Path) -> str:
@@ -248,13 +248,13 @@ def test_converted_folder_training_cannot_use_is_refused_by_check_and_train(conv
     make the loader read files outside it; nothing is written."""
     folder = tmp_path / "conv"
     shutil.copytree(converted, folder)
-    needle = DATA[case](folder)
+    needles = DATA[case](folder)
     before = snapshot(tmp_path)
     argv = (["data", "check", folder] if command == "check" else
             ["train", "smoke", "--set", "data.source=mmsa", "--set", f"data.path={folder}", *SETS,
              "--run-dir", tmp_path / "run"])
     rc, out, err = main(argv)
-    one_line(rc, err, needle)
+    one_line(rc, err, *([needles] if isinstance(needles, str) else needles))
     assert snapshot(tmp_path) == before
 
 
@@ -310,3 +310,45 @@ def test_diverging_training_stops_with_one_line_and_no_record(tmp_path):
                        "--run-dir", tmp_path / "run"])
     one_line(rc, err, "smoke seed 1111", "diverged at epoch 1")
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_killed_drivers_sqlite_storage_is_not_refused(tmp_path):
+    """A SQLite storage that a killed driver left with a hot journal (or that a live driver holds locked) is
+    sound, so the storage check lets it through to be recovered, as a resumed search needs."""
+    from miar.study.arguments import check_storage
+    db = tmp_path / "s.db"
+    con = sqlite3.connect(db)
+    con.executescript("create table t (x text);")
+    con.close()
+    writer = ("import os, sqlite3, sys\n"
+              "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+              "con.execute('PRAGMA cache_size=1'); con.execute('BEGIN')\n"
+              "for i in range(2000): con.execute('insert into t values (?)', ('x' * 500,))\n"
+              "os._exit(0)  # killed mid-transaction: the journal stays behind\n")
+    subprocess.run([sys.executable, "-c", writer, str(db)], check=True, timeout=60)
+    assert (tmp_path / "s.db-journal").is_file() and (tmp_path / "s.db-journal").stat().st_size > 0
+    check_storage(f"sqlite:///{db}")
+    con = sqlite3.connect(db)  # a writer rolls the journal back: the database was sound
+    assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    assert con.execute("select count(*) from t").fetchone()[0] == 0
+    con.execute("BEGIN EXCLUSIVE")  # held by a live driver: not judged either
+    try:
+        check_storage(f"sqlite:///{db}", must_exist=True)
+    finally:
+        con.rollback()
+        con.close()
+
+
+def test_gpus_per_run_on_a_cluster_without_gpu_workers_is_one_line(tmp_path):
+    """--gpus-per-run on an existing cluster whose workers declare no GPU is refused on connecting, instead of
+    runs waiting forever for a GPU."""
+    from cluster import Cluster
+    c = Cluster(tmp_path, env())
+    try:
+        c.start_worker()
+        c.wait_for_workers(1)
+        rc, _, err = main(["sweep", "smoke", "--results", tmp_path / "r", "--scheduler", c.address,
+                           "--gpus-per-run", "1"])
+        one_line(rc, err, "--gpus-per-run 1", "no worker")
+    finally:
+        c.close()
