@@ -167,6 +167,14 @@ def test_exponent_float_override_is_a_float():
         C.load("smoke", overrides=["train.lr=fast"])
 
 
+def test_a_huge_wrong_value_gives_a_short_line(tmp_path):
+    """A wrong value of any size is shown cut short: the one line stays readable."""
+    rc, _, err = main(["train", "smoke", "--set", "model.d_model=" + str(list(range(5000))),
+                       "--run-dir", tmp_path / "run"])
+    line = one_line(rc, err, "model.d_model", "expected an integer")
+    assert len(line) < 200
+
+
 # ----------------------------------------------------------------------------- data
 
 
