@@ -25,7 +25,8 @@ def _train(args) -> int:
     from miar.paths import inside
     from miar.train import fit
     cfg = C.load(args.experiment, overrides=args.set, seed=args.seed)
-    run_dir = Path(args.run_dir) if args.run_dir else inside("runs", f"{cfg.name}-s{cfg.seed}", what="name")
+    run_dir = (check_results(args.run_dir, "--run-dir") if args.run_dir is not None
+               else inside("runs", f"{cfg.name}-s{cfg.seed}", what="name"))
     metrics = fit(cfg, run_dir, resume=args.resume, overwrite=args.overwrite)
     t = metrics["test"]
     print(f"{cfg.name} seed {cfg.seed}: best epoch {metrics['best_epoch']} (by {metrics['criterion']}); "
@@ -88,8 +89,8 @@ def _add_cluster(p) -> None:
 
 def _align(args) -> int:
     from miar.study.align import run_alignment
-    return run_alignment(args.experiment, results=check_results(args.results), split=args.split, max_points=args.max_points,
-                         workers=args.workers, **_cluster_args(args))
+    return run_alignment(args.experiment, results=check_results(args.results), split=args.split,
+                         max_points=args.max_points, workers=args.workers, **_cluster_args(args))
 
 
 def _tune(args) -> int:

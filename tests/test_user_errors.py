@@ -116,6 +116,7 @@ ARGS = {  # argv (with {tmp} for the test folder) -> a fragment of the one line
     "sweep --results ''": (["sweep", "smoke", "--results", "", "--dry-run"], "--results"),
     "collect --results ''": (["collect", "--results", ""], "--results"),
     "align --results ''": (["align", "--results", ""], "--results"),
+    "train --run-dir ''": (["train", "smoke", *SETS, "--run-dir", ""], "--run-dir"),
     "sweep --scheduler foo": (["sweep", "smoke", "--results", "{tmp}/r", "--scheduler", "foo"], "--scheduler"),
     "sweep --scheduler port 0": (["sweep", "smoke", "--results", "{tmp}/r", "--scheduler", "tcp://127.0.0.1:0"],
                                  "--scheduler"),

@@ -21,10 +21,11 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 PROBE_TIMEOUT_S = 3  # as engine.CONNECT_TIMEOUT_S: a live scheduler accepts a TCP connection at once
 
 
-def check_results(results) -> Path:
-    """``--results``: a non-empty path (an empty one would resolve to the current folder)."""
+def check_results(results, option: str = "--results") -> Path:
+    """A folder option (``--results``, ``--run-dir``): a non-empty path (an empty one would resolve to the
+    current folder, or, from a notebook, to the package's own ``notebooks/``)."""
     if results is None or not str(results).strip():
-        raise ConfigError("--results: empty path; name the results folder")
+        raise ConfigError(f"{option}: empty path; name the folder")
     return Path(results)
 
 
