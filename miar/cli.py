@@ -1,6 +1,7 @@
 """Command line: ``miar train``, ``features``, ``data``, ``list``, ``sweep``, ``tune``, ``align``, ``collect``, ``bench``.
 
-User errors (bad config, bad data) print one line naming the file and the problem and exit 2. Each command
+User errors (every :class:`~miar.errors.UserError`: bad config, arguments, data, records) print one line naming
+the file or argument and the problem and exit 2; arguments are checked before anything is created. Each command
 imports what it runs when it runs (torch and papermill take seconds to import; ``miar list`` needs neither).
 """
 
