@@ -1,6 +1,7 @@
 """Command line: ``miar train``, ``features``, ``data``, ``list``, ``sweep``, ``tune``, ``align``, ``collect``, ``bench``.
 
-User errors (bad config, bad data) print one line naming the file and the problem and exit 2. Each command
+User errors (every :class:`~miar.errors.UserError`: bad config, arguments, data, records) print one line naming
+the file or argument and the problem and exit 2; arguments are checked before anything is created. Each command
 imports what it runs when it runs (torch and papermill take seconds to import; ``miar list`` needs neither).
 """
 
@@ -11,11 +12,10 @@ import sys
 from pathlib import Path
 
 from miar import __version__
-from miar.config import ConfigError, experiment_path, list_experiments
-from miar.data.batch import DataError
-from miar.errors import os_error_line
+from miar.config import experiment_path, list_experiments
+from miar.errors import UserError, os_error_line
 from miar.interrupt import install_sigint_watchdog
-from miar.records import RecordError
+from miar.study.arguments import check_results
 from miar.study.plan import list_sweeps, sweep_path
 
 DESCRIPTION = "An open reproducibility study of MIAR on CMU-MOSI: train, sweep, align, collect, bench."
@@ -26,7 +26,8 @@ def _train(args) -> int:
     from miar.paths import inside
     from miar.train import fit
     cfg = C.load(args.experiment, overrides=args.set, seed=args.seed)
-    run_dir = Path(args.run_dir) if args.run_dir else inside("runs", f"{cfg.name}-s{cfg.seed}", what="name")
+    run_dir = (check_results(args.run_dir, "--run-dir") if args.run_dir is not None
+               else inside("runs", f"{cfg.name}-s{cfg.seed}", what="name"))
     metrics = fit(cfg, run_dir, resume=args.resume, overwrite=args.overwrite)
     t = metrics["test"]
     print(f"{cfg.name} seed {cfg.seed}: best epoch {metrics['best_epoch']} (by {metrics['criterion']}); "
@@ -64,12 +65,15 @@ def _data_convert(args) -> int:
 
 def _sweep(args) -> int:
     from miar.study.executor import run_sweep
-    return run_sweep(args.name, results=args.results, workers=args.workers, dry_run=args.dry_run,
+    return run_sweep(args.name, results=check_results(args.results), workers=args.workers, dry_run=args.dry_run,
                      redo_changed=args.redo_changed, fresh_kernels=args.fresh_kernels, overrides=tuple(args.set),
                      stop_after=args.stop_after, **_cluster_args(args))
 
 
 def _cluster_args(args) -> dict:
+    """The Dask options, checked before anything is created (miar.study.arguments)."""
+    from miar.study.arguments import check_cluster
+    check_cluster(args.workers, args.scheduler, args.scheduler_file, args.gpus_per_run)
     return {"scheduler": args.scheduler, "scheduler_file": args.scheduler_file, "gpus_per_run": args.gpus_per_run}
 
 
@@ -86,13 +90,15 @@ def _add_cluster(p) -> None:
 
 def _align(args) -> int:
     from miar.study.align import run_alignment
-    return run_alignment(args.experiment, results=args.results, split=args.split, max_points=args.max_points,
-                         workers=args.workers, **_cluster_args(args))
+    return run_alignment(args.experiment, results=check_results(args.results), split=args.split,
+                         max_points=args.max_points, workers=args.workers, **_cluster_args(args))
 
 
 def _tune(args) -> int:
+    from miar.study.arguments import check_tune
     from miar.study.tune import report, run_tune
-    results = args.results or "results/tune"
+    results = check_results("results/tune" if args.results is None else args.results)
+    check_tune(args.trials, args.seeds, args.batch, args.workers, args.confirm_seeds)
     if args.report:
         return report(args.experiment, results=results, storage=args.storage, confirm_seeds=args.confirm_seeds)
     cluster = {"workers": args.workers, "batch": args.batch, **_cluster_args(args)}
@@ -147,17 +153,14 @@ def _add_tune(sub) -> None:
 
 def _collect(args) -> int:
     from miar.study import freshness
-    from miar.study.collect import CollectError, collect, find_runs
-    digest = freshness.inputs_digest(args.results)
-    if not args.force and freshness.up_to_date(args.results):
-        print(f"{Path(args.results) / 'tables'}: up to date (no record, notebook or miar source changed since the "
+    from miar.study.collect import collect, find_runs
+    results = check_results(args.results)
+    digest = freshness.inputs_digest(results)
+    if not args.force and freshness.up_to_date(results):
+        print(f"{Path(results) / 'tables'}: up to date (no record, notebook or miar source changed since the "
               f"last collect; --force recomputes)")
         return 0
-    try:
-        summary = collect(args.results)
-    except CollectError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    summary = collect(results)
     for p in find_runs(Path(args.results))[1]:
         print(f"warning: {p}: incomplete run record, left out", file=sys.stderr)
     for name, e in summary["experiments"].items():
@@ -264,6 +267,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(message: str) -> str:
+    """A message as one line (a YAML or driver error can carry several)."""
+    return " ".join(ln.strip() for ln in message.splitlines() if ln.strip()) or "(no message)"
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         install_sigint_watchdog()
@@ -274,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, RecordError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except UserError as e:  # every user-error type of the package (miar.errors)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except OSError as e:  # unreadable, read-only, full disk: one line naming the file
         print(f"error: {os_error_line(e)}", file=sys.stderr)

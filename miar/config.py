@@ -17,7 +17,7 @@ import yaml
 
 from miar.config_checks import validate
 from miar.errors import ConfigError
-from miar.strict import check_value, merge, parse_override, to_dict
+from miar.strict import check_value, load_yaml, merge, parse_override, to_dict
 
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
 DECLARATIONS = ("comparisons", "margins")  # study declarations beside the experiments (miar.comparisons reads them)
@@ -147,10 +147,10 @@ class Config:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start})") from None
-    except (OSError, yaml.YAMLError) as e:
+    except OSError as e:
         raise ConfigError(f"{path}: cannot read YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")

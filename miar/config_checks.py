@@ -4,7 +4,8 @@
 batch size >= 1, rates and weights >= 0 and finite, dropout in [0, 1), context >= 0, validation videos
 inside the bc split's 62 training videos, or for bc_test_cv inside each fold's training videos, and a fold
 number inside the fold count), ``d_model`` divisible by ``n_heads``, a config ``name`` that is one
-plain directory name (it becomes ``runs/<name>-s<seed>`` and ``DIR/runs/<name>/``), and sizes a run could
+plain directory name (it becomes ``runs/<name>-s<seed>`` and ``DIR/runs/<name>/``), no ``data.path`` for
+generated (synthetic) data, where it would be silently ignored, and sizes a run could
 not hold in memory (a bound per width and on the estimated parameter and data element counts). Each failure
 is a one-line :class:`~miar.errors.ConfigError` naming the key.
 """
@@ -85,6 +86,9 @@ def _data(d: C.DataConfig) -> None:
         _range(f"data.synthetic.dims[{i}]", v, 1, MAX_HIDDEN)
     if d.source == "synthetic":
         _synthetic_size(s)
+        if d.path is not None:  # silently ignored otherwise: the run would not be on the data it names
+            raise ConfigError(f"data.path: {d.path!r} is not read with data.source=synthetic (the data is "
+                              f"generated; set data.source to mosi, mmsa or mult to read a file)")
 
 
 def _cv(d: C.DataConfig) -> None:

@@ -13,24 +13,26 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from miar.errors import ConfigError, UserError
 from miar.metrics import METRICS
+from miar.strict import load_yaml
 
 SETTINGS_KEYS = {"alpha", "power", "resamples", "seed", "margins"}
 FAMILY_KEYS = {"what", "pairs"}  # required; "holm" (a Holm set's name) is optional
 
 
-class ComparisonError(ValueError):
+class ComparisonError(UserError, ValueError):
     """A comparisons or margins file that cannot be used, or two experiments on different test sets."""
 
 
 def _yaml(name: str | Path) -> dict:
     path = Path(name) if isinstance(name, Path) else resources.files("miar") / "experiments" / name
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+        data = load_yaml(path.read_text(), str(path))  # nested too deep: one line, not RecursionError
+    except OSError as e:
         raise ComparisonError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+    except ConfigError as e:  # "<path>: cannot read YAML (...)" or "<path>: nested deeper than ..."
+        raise ComparisonError(str(e)) from None
     if not isinstance(data, dict):
         raise ComparisonError(f"{path}: expected a mapping at the top level")
     return data

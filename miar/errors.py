@@ -1,12 +1,23 @@
-"""The package's user-error types and one line for an operating-system error: the file (or files) and the
-problem, never a traceback. It imports nothing of ``miar``, so every module can raise these."""
+"""The package's user errors: one base, :class:`UserError`, that every error a user can fix derives from
+(a bad config, argument, data file, record or declaration), so the command line catches it once and prints
+one line, ``error: <message>``, with exit code 2. :func:`os_error_line` gives the same one line for an
+operating-system error: the file (or files) and the problem, never a traceback. It imports nothing of
+``miar``, so every module can raise these.
+
+A new error type subclasses :class:`UserError` (and, where callers catch it so, the builtin it stands for:
+``ValueError``, ``OSError``, ...); ``tests/test_user_errors.py`` walks the package and fails on one that does
+not."""
 
 from __future__ import annotations
 
 import errno
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Input a user can fix: the message is one line naming the file or argument and the problem."""
+
+
+class ConfigError(UserError, ValueError):
     """An unknown experiment, unknown key or a value of the wrong type (re-exported by :mod:`miar.config`)."""
 
 
@@ -17,4 +28,4 @@ def os_error_line(e: OSError) -> str:
     return f"{' -> '.join(names)}: {what}" if names else what
 
 
-__all__ = ["ConfigError", "os_error_line"]
+__all__ = ["ConfigError", "UserError", "os_error_line"]

@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 
 from miar import config as C
+from miar.errors import UserError
 from miar.metrics import METRICS, compute_all, summarize_seeds
 from miar.records import is_complete
 from miar.stats import video_of
@@ -38,7 +39,7 @@ SPLIT = "bc_test_cv"
 FOLD_DIR = re.compile(r"^(?P<experiment>.+)\+r(?P<repeat>\d+)f(?P<fold>\d+)$")  # runs/<experiment>+r<R>f<F>
 
 
-class PoolError(ValueError):
+class PoolError(UserError, ValueError):
     """Fold records that cannot be pooled into one prediction per test utterance."""
 
 
@@ -92,6 +93,11 @@ def read_fold(run_dir: Path) -> FoldRun:
                         f"{run_dir.parent.name!r} says otherwise (expected <experiment>+r{repeat}f{fold})")
     if not {"id", "pred", "label"} <= set(pred.columns) or pred.empty or pred["id"].duplicated().any():
         raise PoolError(f"{run_dir / 'predictions.csv'}: needs id, pred, label columns and one row per utterance")
+    values = pred[["pred", "label"]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)  # (N, 2)
+    if not np.isfinite(values).all():
+        row = pred["id"].iloc[int(np.argwhere(~np.isfinite(values))[0, 0])]
+        raise PoolError(f"{run_dir / 'predictions.csv'}: non-numeric or non-finite pred/label (first at id {row!r})")
+    pred[["pred", "label"]] = values
     return FoldRun(run_dir, repeat, fold, folds, int(cfg.get("seed", -1)),
                    pred.set_index("id")[["pred", "label"]], float(env.get("wall_time_s") or 0.0))
 

@@ -24,12 +24,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from miar.errors import UserError
+
 RECORD_FILES = ("config.yaml", "history.csv", "predictions.csv", "env.json", "metrics.json")
 CHECKPOINT = "checkpoint.pt"  # per-epoch training state while a run is in progress
 MIN_FREE_BYTES = 64 * 2**20
 
 
-class RecordError(OSError):
+class RecordError(UserError, OSError):
     """The run directory cannot take a record (read-only, full, ...)."""
 
 

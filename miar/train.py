@@ -13,7 +13,6 @@ epoch loop tracks and checkpoints.
 from __future__ import annotations
 
 import copy
-import io
 import math
 import random
 import time
@@ -33,7 +32,8 @@ from miar.losses import Temperature, total_loss
 from miar.metrics import HIGHER_IS_BETTER, bootstrap_ci, compute_all
 from miar.model import ModelOutput, build_model, contrastive_pairs
 from miar.model.text_backbone import backbone_groups, cache_lower
-from miar.records import CHECKPOINT, atomic_write, check_writable, environment, write_record
+from miar.records import CHECKPOINT, check_writable, environment, write_record
+from miar.run_guards import check_finite, save_state
 
 
 def seed_everything(seed: int) -> None:
@@ -44,7 +44,7 @@ def seed_everything(seed: int) -> None:
 
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but no CUDA device is available")
+        raise C.ConfigError("train.device=cuda but no CUDA device is available")
     device = torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     if device.type == "cuda":  # TF32 for the fp32 matmuls and convolutions left outside bf16 autocast: 10-bit
         torch.backends.cuda.matmul.allow_tf32 = True  # mantissa products, fp32 accumulation (safe for training;
@@ -180,9 +180,7 @@ class Trainer:
         state = {"config": C.dump(self.cfg), "epoch": epoch, "model": self.model.state_dict(),
                  "temp": self.temp.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
                  "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(), "progress": asdict(progress)}
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write(run_dir / CHECKPOINT, buf.getvalue())
+        save_state(run_dir / CHECKPOINT, state)
 
     def restore(self, run_dir: Path) -> tuple[int, Progress] | None:
         """Load ``checkpoint.pt`` if it belongs to this config; return (epoch, progress)."""
@@ -247,7 +245,9 @@ def _epochs(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], re
             break
         te, row = time.time(), {"epoch": epoch, "lr": trainer.opt.param_groups[0]["lr"]}
         row.update(trainer.epoch(splits["train"]))
-        valid = compute_all(trainer.predict(splits["valid"]), splits["valid"].y.numpy())
+        pred = trainer.predict(splits["valid"])
+        check_finite(f"{cfg.name} seed {cfg.seed} ({run_dir})", epoch, row.get("train_loss", 0.0), pred)
+        valid = compute_all(pred, splits["valid"].y.numpy())
         row.update({f"valid_{k}": v for k, v in valid.items()}, temperature=float(trainer.temp()),
                    seconds=round(time.time() - te, 3))
         progress.record(epoch, row, valid, crit, trainer.model)
@@ -275,9 +275,7 @@ def _finish(trainer: Trainer, run_dir: Path, splits: dict[str, ModalDataset], pr
     if cfg.train.evaluate_test:
         metrics.update({f"{k}_mean_test": v for k, v in trainer.diagnostics(splits["test"]).items()})
     if cfg.train.save_model:  # before metrics.json, which marks the record complete
-        buf = io.BytesIO()
-        torch.save(trainer.model.state_dict(), buf)
-        atomic_write(run_dir / "model.pt", buf.getvalue())
+        save_state(run_dir / "model.pt", trainer.model.state_dict())
     env = environment(str(trainer.device), torch.get_num_threads(), time.time() - t0)
     write_record(run_dir, config_yaml=C.dump(cfg), history=progress.history, metrics=metrics, env=env,
                  predictions=predictions)

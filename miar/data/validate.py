@@ -2,7 +2,8 @@
 
 :func:`validate_splits` enforces what the rest of the package assumes of a loaded dataset:
 required splits present and non-empty, the same modalities and feature dims in every split,
-finite labels inside [-3, 3], unique ids within a split. Every failure is a one-line
+finite labels inside [-3, 3], unique ids within a split, and per modality a non-empty time and feature axis,
+at least one real (masked-in) step in every sample and finite features. Every failure is a one-line
 :class:`DataError` ``"<source>: <problem>"``.
 """
 
@@ -18,6 +19,7 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test")
 LABEL_RANGE = (-3.0, 3.0)
 LABEL_TOL = 1e-6
 MOSI_CSV_MARKERS = ("text_train0.csv", "audio_train0.csv", "video_train0.csv")
+CHUNK_ROWS = 1024
 
 
 def _check_split(ds: ModalDataset, source: str, name: str) -> None:
@@ -37,6 +39,27 @@ def _check_split(ds: ModalDataset, source: str, name: str) -> None:
     if len(set(ds.ids)) != len(ds.ids):
         dup = next(i for i, c in Counter(ds.ids).items() if c > 1)
         raise DataError(f"{source}: split '{name}' has duplicate ids (e.g. {dup!r})")
+    for m in ds.modalities:
+        _check_features(ds, m, source, name)
+
+
+def _check_features(ds: ModalDataset, m: str, source: str, name: str) -> None:
+    """A modality training can use: a time axis, a real step in every sample, finite values."""
+    x, mask = ds.x[m], ds.mask[m]  # (N, T, d), (N, T)
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise DataError(f"{source}: split '{name}' {m} features have shape {tuple(x.shape)}: "
+                        f"a zero-length {'time axis' if x.shape[1] == 0 else 'feature axis'}")
+    empty = ~mask.any(1)  # (N,) samples with no real step
+    if empty.any():
+        first = ds.ids[int(empty.nonzero()[0, 0])]
+        raise DataError(f"{source}: split '{name}' has {int(empty.sum())} samples whose {m} mask is all false "
+                        f"(no real step; first {first!r})")
+    for a in range(0, len(ds), CHUNK_ROWS):  # chunks: a memory-mapped split is not copied whole
+        bad = ~np.isfinite(x[a:a + CHUNK_ROWS].numpy())
+        if bad.any():
+            row = a + int(np.argwhere(bad)[0, 0])
+            raise DataError(f"{source}: split '{name}' has non-finite {m} features (first in sample "
+                            f"{ds.ids[row]!r})")
 
 
 def validate_splits(splits: dict[str, ModalDataset], source: str,

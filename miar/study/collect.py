@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from miar import config as C
 from miar.comparisons import comparisons, load_families
+from miar.errors import UserError
 from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
 from miar.pooled import PoolError, collect_pooled
 from miar.records import RecordError, csv_text, is_complete
@@ -48,7 +49,7 @@ from miar.study.integrity import check_record
 SCHEMA_VERSION = 1
 
 
-class CollectError(ValueError):
+class CollectError(UserError, ValueError):
     """Results that do not agree with their notebooks, or no results at all."""
 
 

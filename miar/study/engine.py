@@ -83,6 +83,15 @@ def check_workers(client, wait_s: float = WAIT_FOR_WORKERS_S) -> dict:
     return found
 
 
+def check_gpu_workers(client, gpus_per_run: int) -> None:
+    """An existing cluster must have a worker declaring ``GPU`` resources for one run (else the runs would
+    wait for one forever)."""
+    have = {a: w.get("resources", {}).get("GPU", 0) for a, w in client.scheduler_info()["workers"].items()}
+    if not any(n >= gpus_per_run for n in have.values()):
+        raise EngineError(f"--gpus-per-run {gpus_per_run}: no worker of the cluster declares that many GPUs "
+                          f"(most: {max(have.values(), default=0)}; dask worker --resources GPU=N)")
+
+
 @contextmanager
 def connect(workers: int = 1, scheduler: str | None = None, scheduler_file: str | None = None,
             gpus_per_run: int = 0):
@@ -100,6 +109,8 @@ def connect(workers: int = 1, scheduler: str | None = None, scheduler_file: str 
         client = _remote_client(scheduler, scheduler_file)
     try:
         check_workers(client)
+        if gpus_per_run and cluster is None:
+            check_gpu_workers(client, gpus_per_run)
         client.register_plugin(KernelPlugin(gpus_per_run if cluster is not None else 0), name=KernelPlugin.name)
         yield client
     except BaseException:
@@ -199,4 +210,4 @@ def run_tasks(client, fn, jobs: list[dict], gpus_per_run: int = 0, key: str = "m
         client.cancel(futures, force=True)
 
 
-__all__ = ["EngineError", "check_workers", "connect", "cores", "local_env", "run_tasks", "stop"]
+__all__ = ["EngineError", "check_gpu_workers", "check_workers", "connect", "cores", "local_env", "run_tasks", "stop"]

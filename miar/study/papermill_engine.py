@@ -35,6 +35,8 @@ from papermill.engines import NBClientEngine, papermill_engines
 from papermill.log import logger
 from papermill.utils import merge_kwargs, remove_args
 
+from miar.errors import UserError
+
 ENGINE = "miar-reused-kernel"
 
 RESET = """\
@@ -45,7 +47,7 @@ get_ipython().reset(new_session=True)
 """
 
 
-class KernelResetError(RuntimeError):
+class KernelResetError(UserError, RuntimeError):
     """The reused kernel did not clear its namespace."""
 
 
@@ -58,7 +60,8 @@ class _Client(PapermillNotebookClient):
             code = RESET + f"import os as _os\n_os.chdir({os.getcwd()!r})\ndel _os\n"
             reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
             if reply is None or reply["content"].get("status") != "ok":
-                raise KernelResetError(f"the reused kernel could not be reset: {reply and reply['content']}")
+                raise KernelResetError(f"the reused kernel could not be reset (--fresh-kernels starts a new one per "
+                                       f"run): {reply and reply['content']}")
         super().papermill_execute_cells()
 
 

@@ -29,6 +29,7 @@ import yaml
 from miar import config as C
 from miar.errors import ConfigError
 from miar.staged import write_together
+from miar.study.arguments import check_results, check_storage, check_tune
 from miar.study.lock import results_lock
 from miar.study.plan import Run, _entry_runs, notebooks_dir, status
 from miar.study.spaces import Param, load_enqueue, load_space, space_path
@@ -145,11 +146,13 @@ def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=
     from miar.study import engine
     from miar.study.executor import execute_on
 
-    results, cluster = Path(results), dict(cluster or {})
+    results, cluster = check_results(results), dict(cluster or {})
+    check_tune(trials, seeds, cluster.get("batch"), cluster.get("workers", 1))
     name, params = Path(experiment).stem, load_space(space_path(experiment, space), experiment)
     plan = _plan(experiment, params, trials, seeds, sampler, sampler_seed, cluster, enqueue)
-    results.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{results / (name + '.db')}"
+    check_storage(url, parent_made=storage is None)
+    results.mkdir(parents=True, exist_ok=True)
     with results_lock(results):
         study = open_study(name, url, plan["settings"], plan["enqueue"])
         if _finished(study) >= trials:  # nothing to run: no cluster is started
@@ -205,17 +208,26 @@ def _tell(study, batch, runs: dict, results: Path, criterion: str, failed: set) 
             study.tell(t.number, _value(rs, results, criterion))
 
 
+def _load(name: str, url: str, experiment: str):
+    """The stored study, read only: a missing or damaged storage, or no study of that name, is one line."""
+    import optuna
+    check_storage(url, must_exist=True)  # a report reads a study, never creates one
+    try:
+        return optuna.load_study(study_name=name, storage=_storage(url))
+    except KeyError:  # optuna: no study of that name in the storage
+        raise ConfigError(f"{url}: holds no study {name} (run miar tune {experiment} first)") from None
+
+
 def report(experiment: str, results: str | Path = "results/tune", storage: str | None = None, top: int = 5,
            confirm_seeds: int = 5) -> int:
     """Print the best trials and write the sweep that confirms the best one with ``confirm_seeds`` seeds."""
     import optuna
     from optuna.trial import TrialState
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    results, name = Path(results), Path(experiment).stem
+    results, name = check_results(results), Path(experiment).stem
+    check_tune(confirm_seeds=confirm_seeds)
     url = storage or f"sqlite:///{results / (name + '.db')}"
-    if storage is None and not (results / f"{name}.db").is_file():
-        raise ConfigError(f"{results / (name + '.db')}: no study (run miar tune {experiment} first)")
-    study = optuna.load_study(study_name=name, storage=_storage(url))
+    study = _load(name, url, experiment)
     settings = study.user_attrs["settings"]
     done = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
                   key=lambda t: (t.value if study.direction.name == "MINIMIZE" else -t.value, t.number))
