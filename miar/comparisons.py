@@ -15,7 +15,6 @@ error; ``mdd80`` the minimum detectable difference at 80% power at the level alp
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -27,7 +26,7 @@ import yaml
 
 from miar import stats as S
 from miar.metrics import METRICS
-from miar.records import is_complete
+from miar.records import Predictions, RecordError, RunRecord, is_complete
 
 COLUMNS = ("family", "a", "b", "metric", "n_seeds_a", "n_seeds_b", "n_videos", "value_a", "value_b", "diff",
            "ci_low", "ci_high", "ci_low_h", "ci_high_h", "p_perm", "p_holm", "margin", "p_tost",
@@ -104,44 +103,31 @@ def _entry_ok(e) -> bool:
                                   and all(isinstance(n, str) for n in e["choose"]) and bool(e["choose"]))
 
 
-@dataclass(frozen=True)
-class Predictions:
-    """One experiment's test predictions: ``preds`` (S, N) over seeds, ids, labels; runs left out."""
-
-    experiment: str
-    ids: tuple[str, ...]
-    preds: np.ndarray
-    labels: np.ndarray
-    left_out: int  # complete runs without a usable predictions.csv
-    note: str = ""  # e.g. the repeats of a cross-validated experiment left out (miar.pooled)
-
-
-def _runs(results: Path, experiment: str) -> list[Path]:
-    return sorted(d for d in (results / "runs" / experiment).glob("*") if d.is_dir() and is_complete(d))
+def _runs(results: Path, experiment: str) -> list[RunRecord]:
+    return [RunRecord(d) for d in sorted((results / "runs" / experiment).glob("*")) if d.is_dir() and is_complete(d)]
 
 
 def load_predictions(results: str | Path, experiment: str) -> Predictions | None:
     """The complete runs' predictions of ``experiment``, aligned by utterance id (None when none has any).
     An experiment without runs of its own but with cross-validated fold records (``runs/<experiment>+r<R>f<F>``)
-    gives its pooled predictions, one row per repeat (:func:`miar.pooled.pool`)."""
-    if not _runs(Path(results), experiment):
-        from miar.pooled import pool  # lazy: miar.pooled imports miar.config
+    gives its pooled predictions, one row per repeat (:func:`miar.pooled.pool`); None while none of its repeats
+    has all its folds."""
+    runs = _runs(Path(results), experiment)
+    if not runs:
+        from miar.pooled import Incomplete, pool  # lazy: miar.pooled imports miar.config
 
-        p = pool(results, experiment)
-        if p is not None:
-            from miar.pooled import note
-
-            return Predictions(experiment, p.ids, p.preds, p.labels, 0, note(p))
-    frames, left_out = [], 0
-    for d in _runs(Path(results), experiment):
         try:
-            f = pd.read_csv(d / "predictions.csv", dtype={"id": str})
-        except (OSError, ValueError):
-            f = None
-        if f is None or not {"id", "pred", "label"} <= set(f.columns) or f.empty or f["id"].duplicated().any():
+            p = pool(results, experiment)
+        except Incomplete:
+            return None
+        if p is not None:
+            return p
+    frames, left_out = [], 0
+    for rec in runs:
+        try:
+            frames.append((rec.dir, rec.predictions))
+        except RecordError:
             left_out += 1
-            continue
-        frames.append((d, f.set_index("id").sort_index()))
     if not frames:
         return None
     ids = frames[0][1].index
@@ -155,8 +141,8 @@ def load_predictions(results: str | Path, experiment: str) -> Predictions | None
 def valid_mae(results: str | Path, experiment: str) -> float:
     """Mean validation MAE over the complete runs of ``experiment`` (nan without runs)."""
     vals = []
-    for d in _runs(Path(results), experiment):
-        v = json.loads((d / "metrics.json").read_text()).get("valid", {}).get("mae")
+    for rec in _runs(Path(results), experiment):
+        v = (rec.metrics.get("valid") or {}).get("mae")
         if isinstance(v, (int, float)) and math.isfinite(v):
             vals.append(float(v))
     return float(np.mean(vals)) if vals else math.nan
