@@ -179,7 +179,8 @@ METRIC_EDITS = {  # name -> (block, metric, value)
     "accuracy above 1": ("test", "acc7", 1.5), "correlation below -1": ("test", "corr", -1.2),
     "negative MAE": ("test", "mae", -0.1), "null F1": ("test", "has0_f1", None),
     "slightly off MAE": ("test", "mae", "shift"), "NaN validation MAE": ("valid", "mae", math.nan),
-    "validation accuracy above 1": ("valid", "has0_acc2", 2.0),
+    "validation accuracy above 1": ("valid", "has0_acc2", 2.0), "a word as validation MAE": ("valid", "mae", "low"),
+    "true as validation F1": ("valid", "has0_f1", True),
 }
 
 

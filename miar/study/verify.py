@@ -77,6 +77,8 @@ def check_block(where: Path, name: str, block: dict, recomputed: dict | None = N
     worst = 0.0
     for m in (m for m in METRICS if m in block):  # the test block has all (miar.study.integrity)
         v = block[m]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise RecordError(f"{where}: {name} {m} is {v!r}, not a number")
         value = math.nan if v is None else float(v)
         if recomputed is not None and math.isnan(recomputed[m]) and math.isnan(value):
             continue
@@ -187,17 +189,17 @@ def verify(results: Path, run_dirs: list[Path], labels: DatasetLabels | None = N
     labels, records, worst = labels or DatasetLabels(), [], 0.0
     for run_dir in run_dirs:
         rec = RunRecord(run_dir)
-        try:  # whole, sane, and the run its directory names (miar.study.integrity), then proven
+        nb = Path(results) / "notebooks" / rec.experiment / f"{rec.run}.ipynb"
+        try:  # whole, sane, and the run its directory names (miar.study.integrity); its config the notebook's
             check_record(run_dir)
+            if nb.is_file():  # before the digests: this names the key that changed
+                cross_check(nb, run_dir)
+            elif rec.digests is None:
+                raise RecordError(f"{run_dir}: no executed notebook ({nb}) and no digests.json: nothing shows "
+                                  "that its config is the one that ran")
             worst = max(worst, verify_record(rec, labels))
         except RecordError as e:
             raise CollectError(f"{e}; move the record away or redo the run") from None
-        nb = Path(results) / "notebooks" / rec.experiment / f"{rec.run}.ipynb"
-        if nb.is_file():
-            cross_check(nb, run_dir)
-        elif rec.digests is None:
-            raise CollectError(f"{run_dir}: no executed notebook ({nb}) and no digests.json: nothing shows "
-                               "that its config is the one that ran; move the record away or redo the run")
         records.append(rec)
     try:
         check_seeds(records)
