@@ -181,6 +181,8 @@ class RunRecord:
             raise RecordError(f"{path}: not a CSV ({str(e).splitlines()[0]})") from None
         if not {"id", "pred", "label"} <= set(f.columns) or f.empty:
             raise RecordError(f"{path}: needs id, pred, label columns and at least one row")
+        if f["id"].isna().any():
+            raise RecordError(f"{path}: row {int(f['id'].isna().to_numpy().nonzero()[0][0]) + 1} has no id")
         dup = f["id"][f["id"].duplicated()]
         if len(dup):
             raise RecordError(f"{path}: utterance {dup.iloc[0]} appears twice")

@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from faultkit import TINY, main, one_line, snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from miar import config as C
 from miar.metrics import compute_all
@@ -155,6 +157,7 @@ PREDICTION_EDITS = {  # name -> (edit of predictions.csv, what the error says)
     "predictions set to their labels": (lambda f: f.__setitem__("pred", f["label"]), "predictions.csv gives"),
     "one label edited": (lambda f: f.loc.__setitem__((0, "label"), f.loc[0, "label"] + 1.0), "predictions.csv gives"),
     "a duplicate id": (lambda f: f.loc.__setitem__((1, "id"), f.loc[0, "id"]), "appears twice"),
+    "an empty id": (lambda f: f.loc.__setitem__((1, "id"), None), "has no id"),
     "a NaN prediction": (lambda f: f.loc.__setitem__((3, "pred"), math.nan), "not a finite number"),
     "an infinite prediction": (lambda f: f.loc.__setitem__((3, "pred"), math.inf), "not a finite number"),
     "a NaN label": (lambda f: f.loc.__setitem__((3, "label"), math.nan), "not a finite number"),
@@ -295,3 +298,20 @@ def test_weights_may_be_removed_but_not_changed(tmp_path):
         RunRecord(run).check_digests()
     (run / "model.pt").unlink()
     RunRecord(run).check_digests()
+
+
+@settings(max_examples=150, deadline=None)
+@given(blob=st.binary(max_size=120) | st.text(alphabet="id,prelabn01.-\n\" ", max_size=120).map(str.encode),
+       header=st.booleans())
+def test_any_predictions_bytes_are_read_or_one_record_error(trained, tmp_path_factory, blob, header):
+    """Whatever predictions.csv holds, the reader returns checked predictions or one line naming the file."""
+    run = tmp_path_factory.mktemp("anycsv") / "s1111"
+    shutil.copytree(run_of(trained), run)
+    (run / "predictions.csv").write_bytes(b"id,pred,label\n" * header + blob)
+    try:
+        f = RunRecord(run).predictions
+    except OSError as e:
+        assert "\n" not in str(e) and "predictions.csv" in str(e)
+    else:
+        assert f.index.is_unique and f.index.notna().all() and list(f.columns) == ["pred", "label"]
+        assert f.notna().all().all()
