@@ -31,9 +31,8 @@ error; ``mdd80`` the minimum detectable difference at 80% power at the level alp
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ import yaml
 from miar import stats as S
 from miar.declarations import ComparisonError, Settings, load_families, load_settings
 from miar.metrics import METRICS
-from miar.records import is_complete
+from miar.records import Predictions, RecordError, RunRecord, is_complete
 
 COLUMNS = ("family", "a", "b", "metric", "estimand", "n_seeds_a", "n_seeds_b", "n_videos", "value_a", "value_b", "diff",
            "ci_low", "ci_high", "ci_low_h", "ci_high_h", "p_perm", "p_holm", "margin", "p_tost",
@@ -53,46 +52,31 @@ ESTIMAND = "single-model, paired by seed"
 ESTIMAND_POOLED = "single repeat (its folds pooled), paired by repeat"
 
 
-@dataclass(frozen=True)
-class Predictions:
-    """One experiment's test predictions: ``preds`` (S, N) over seeds, ids, labels; runs left out; ``seeds``
-    (S,) the seed of each row (for a cross-validated experiment, its repeat), which pairs rows across sides."""
-
-    experiment: str
-    ids: tuple[str, ...]
-    preds: np.ndarray
-    labels: np.ndarray
-    left_out: int  # complete runs without a usable predictions.csv
-    note: str = ""  # e.g. the repeats of a cross-validated experiment left out (miar.pooled)
-    seeds: tuple[int, ...] = ()
-
-
-def _runs(results: Path, experiment: str) -> list[Path]:
-    return sorted(d for d in (results / "runs" / experiment).glob("*") if d.is_dir() and is_complete(d))
+def _runs(results: Path, experiment: str) -> list[RunRecord]:
+    return [RunRecord(d) for d in sorted((results / "runs" / experiment).glob("*")) if d.is_dir() and is_complete(d)]
 
 
 def load_predictions(results: str | Path, experiment: str) -> Predictions | None:
     """The complete runs' predictions of ``experiment``, aligned by utterance id (None when none has any).
     An experiment without runs of its own but with cross-validated fold records (``runs/<experiment>+r<R>f<F>``)
-    gives its pooled predictions, one row per repeat (:func:`miar.pooled.pool`)."""
-    if not _runs(Path(results), experiment):
-        from miar.pooled import pool  # lazy: miar.pooled imports miar.config
+    gives its pooled predictions, one row per repeat (:func:`miar.pooled.pool`); None while none of its repeats
+    has all its folds."""
+    runs = _runs(Path(results), experiment)
+    if not runs:
+        from miar.pooled import Incomplete, pool  # lazy: miar.pooled imports miar.config
 
-        p = pool(results, experiment)
-        if p is not None:
-            from miar.pooled import note
-
-            return Predictions(experiment, p.ids, p.preds, p.labels, 0, note(p), tuple(p.repeats))
-    frames, left_out = [], 0
-    for d in _runs(Path(results), experiment):
         try:
-            f = pd.read_csv(d / "predictions.csv", dtype={"id": str})
-        except (OSError, ValueError):
-            f = None
-        if f is None or not {"id", "pred", "label"} <= set(f.columns) or f.empty or f["id"].duplicated().any():
+            p = pool(results, experiment)
+        except Incomplete:
+            return None
+        if p is not None:
+            return replace(p, pairing=tuple(p.repeats))  # a pooled row is one repeat: paired by repeat
+    frames, left_out = [], 0
+    for rec in runs:
+        try:
+            frames.append((rec.dir, rec.predictions))
+        except RecordError:
             left_out += 1
-            continue
-        frames.append((d, f.set_index("id").sort_index()))
     if not frames:
         return None
     ids = frames[0][1].index
@@ -101,7 +85,7 @@ def load_predictions(results: str | Path, experiment: str) -> Predictions | None
             raise ComparisonError(f"{d / 'predictions.csv'}: its test ids differ from the other runs of {experiment}")
     preds = np.stack([f["pred"].to_numpy(np.float64) for _, f in frames])
     return Predictions(experiment, tuple(ids), preds, frames[0][1]["label"].to_numpy(np.float64), left_out,
-                       seeds=tuple(_seed(d) for d, _ in frames))
+                       pairing=tuple(_seed(d) for d, _ in frames))
 
 
 def _seed(run_dir: Path) -> int:
@@ -118,8 +102,8 @@ def _seed(run_dir: Path) -> int:
 def valid_mae(results: str | Path, experiment: str) -> float:
     """Mean validation MAE over the complete runs of ``experiment`` (nan without runs)."""
     vals = []
-    for d in _runs(Path(results), experiment):
-        v = json.loads((d / "metrics.json").read_text()).get("valid", {}).get("mae")
+    for rec in _runs(Path(results), experiment):
+        v = (rec.metrics.get("valid") or {}).get("mae")
         if isinstance(v, (int, float)) and math.isfinite(v):
             vals.append(float(v))
     return float(np.mean(vals)) if vals else math.nan
@@ -154,17 +138,17 @@ def common_seeds(pa: Predictions, pb: Predictions) -> tuple[Predictions, Predict
     of the module docstring), and a note naming what each side had beyond them ("" when nothing was dropped).
     A seed that occurs twice in one experiment is refused (one line): it cannot be paired."""
     for p in (pa, pb):
-        if len(set(p.seeds)) != len(p.seeds) or len(p.seeds) != len(p.preds):
-            raise ComparisonError(f"{p.experiment}: its runs' seeds {list(p.seeds)} are not one distinct seed per "
+        if len(set(p.pairing)) != len(p.pairing) or len(p.pairing) != len(p.preds):
+            raise ComparisonError(f"{p.experiment}: its runs' seeds {list(p.pairing)} are not one distinct seed per "
                                   "run: its runs cannot be paired by seed")
-    common = sorted(set(pa.seeds) & set(pb.seeds))
+    common = sorted(set(pa.pairing) & set(pb.pairing))
 
     def keep(p: Predictions) -> Predictions:
-        rows = [p.seeds.index(s) for s in common]
-        return replace(p, preds=p.preds[rows], seeds=tuple(common))
+        rows = [p.pairing.index(s) for s in common]
+        return replace(p, preds=p.preds[rows], pairing=tuple(common))
 
     unit = "repeat" if _cross_validated(pa.experiment) else "seed"
-    extra = [f"{p.experiment} {len(p.seeds)}" for p in (pa, pb) if len(p.seeds) > len(common)]
+    extra = [f"{p.experiment} {len(p.pairing)}" for p in (pa, pb) if len(p.pairing) > len(common)]
     note = (f"paired on the {len(common)} {unit}(s) both sides ran (intersection rule; {unit}s run: "
             f"{', '.join(extra)})" if extra else "")
     return keep(pa), keep(pb), note
@@ -177,7 +161,7 @@ def _pair_rows(family: str, pa: Predictions, pb: Predictions, st: Settings) -> l
         raise ComparisonError(f"{pa.experiment} and {pb.experiment} were tested on different utterances: "
                               "they cannot be compared")
     pa, pb, paired = common_seeds(pa, pb)
-    if not pa.seeds:
+    if not pa.pairing:
         return _empty_rows(family, pa.experiment, pb.experiment, "no seed in common: a paired comparison "
                            "cannot be made")
     pair = S.Pair(pa.preds, pb.preds, pa.labels, S.video_codes(pa.ids))

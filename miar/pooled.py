@@ -7,11 +7,13 @@ fold are read from each record's ``config.yaml`` (and must agree with the direct
 
 - :func:`pool_repeat` joins one repeat's folds and refuses, with a one-line :class:`PoolError`, a missing or
   duplicated fold, folds of different fold counts, two folds predicting one utterance, or labels that disagree.
-- :func:`pool` pools every repeat of an experiment; all repeats must cover the same utterances (the same
-  videos, dealt differently). A repeat with missing folds (a sweep still running) is left out and named in
-  ``incomplete``; with ``strict`` it is refused.
+- :func:`pool` pools every repeat of an experiment into one :class:`miar.records.Predictions` (a row per
+  repeat); all repeats must cover the same utterances (the same videos, dealt differently). A repeat with
+  missing folds (a sweep still running) is left out and named in ``incomplete``; with ``strict`` it is refused.
+  With no complete repeat at all it raises :class:`Incomplete`.
 - :func:`collect_pooled` gives ``miar collect`` its ``tables/legacy_cv.csv`` rows (the MMSA metrics of each
-  repeat's pooled predictions and their mean over repeats) and ``summary.json``'s ``legacy_cv``.
+  repeat's pooled predictions and their mean over repeats) and ``summary.json``'s ``legacy_cv``; an experiment
+  with no complete repeat gets one row, ``repeat`` "incomplete", saying which folds are missing.
 
 The comparisons family ``legacy_cv`` (:mod:`miar.comparisons`) reads :func:`pool` as an experiment whose
 "seeds" are the repeats: the models of one repeat (its folds pooled) are compared repeat by repeat (every
@@ -20,19 +22,18 @@ model deals the videos of repeat R into the same folds), test videos resampled.
 
 from __future__ import annotations
 
-import json
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from miar import config as C
 from miar.errors import UserError
 from miar.metrics import METRICS, compute_all, summarize_seeds
-from miar.records import is_complete
+from miar.records import Predictions, RecordError, RunRecord, is_complete
 from miar.stats import video_of
 
 SPLIT = "bc_test_cv"
@@ -41,6 +42,10 @@ FOLD_DIR = re.compile(r"^(?P<experiment>.+)\+r(?P<repeat>\d+)f(?P<fold>\d+)$")  
 
 class PoolError(UserError, ValueError):
     """Fold records that cannot be pooled into one prediction per test utterance."""
+
+
+class Incomplete(PoolError):
+    """A cross-validated experiment none of whose repeats has all its folds yet."""
 
 
 @dataclass(frozen=True)
@@ -56,20 +61,6 @@ class FoldRun:
     wall_time_s: float
 
 
-@dataclass(frozen=True)
-class Pooled:
-    """Pooled predictions: ``preds`` (R, N), one row per complete repeat (``repeats``), ``ids`` sorted."""
-
-    experiment: str
-    ids: tuple[str, ...]
-    preds: np.ndarray
-    labels: np.ndarray
-    repeats: tuple[int, ...]
-    seeds: tuple[tuple[int, ...], ...]  # the seeds of each repeat's fold runs
-    wall_time_s: tuple[float, ...]  # per repeat, summed over its folds
-    incomplete: dict[int, str] = field(default_factory=dict)  # repeat -> why it was left out
-
-
 def _data_key(cfg: dict, key: str):
     """A data key of a record's config.yaml; an OPTIONAL key at its default is absent from the dump."""
     return cfg.get("data", {}).get(key, getattr(C.DataConfig(), key))
@@ -79,27 +70,18 @@ def read_fold(run_dir: Path) -> FoldRun:
     """One complete fold record; a record that is not a bc_test_cv fold, or whose directory names another
     fold, is refused."""
     m = FOLD_DIR.match(run_dir.parent.name)
+    rec = RunRecord(run_dir)
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        env = json.loads((run_dir / "env.json").read_text())
-        pred = pd.read_csv(run_dir / "predictions.csv", dtype={"id": str})
-    except (OSError, ValueError, yaml.YAMLError) as e:
-        raise PoolError(f"{run_dir}: cannot read the fold record ({str(e).splitlines()[0]})") from None
+        cfg, env, pred = rec.config, rec.env, rec.predictions
+    except RecordError as e:
+        raise PoolError(f"cannot read the fold record: {e}") from None
     if _data_key(cfg, "split") != SPLIT:
         raise PoolError(f"{run_dir}: data.split is {_data_key(cfg, 'split')!r}, not {SPLIT}: not a fold record")
     repeat, fold, folds = (int(_data_key(cfg, k)) for k in ("cv_repeat", "cv_fold", "cv_folds"))
     if m is None or (int(m["repeat"]), int(m["fold"])) != (repeat, fold):
         raise PoolError(f"{run_dir}: its config is repeat {repeat} fold {fold}, its directory "
                         f"{run_dir.parent.name!r} says otherwise (expected <experiment>+r{repeat}f{fold})")
-    if not {"id", "pred", "label"} <= set(pred.columns) or pred.empty or pred["id"].duplicated().any():
-        raise PoolError(f"{run_dir / 'predictions.csv'}: needs id, pred, label columns and one row per utterance")
-    values = pred[["pred", "label"]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)  # (N, 2)
-    if not np.isfinite(values).all():
-        row = pred["id"].iloc[int(np.argwhere(~np.isfinite(values))[0, 0])]
-        raise PoolError(f"{run_dir / 'predictions.csv'}: non-numeric or non-finite pred/label (first at id {row!r})")
-    pred[["pred", "label"]] = values
-    return FoldRun(run_dir, repeat, fold, folds, int(cfg.get("seed", -1)),
-                   pred.set_index("id")[["pred", "label"]], float(env.get("wall_time_s") or 0.0))
+    return FoldRun(run_dir, repeat, fold, folds, int(cfg.get("seed", -1)), pred, float(env.get("wall_time_s") or 0.0))
 
 
 def fold_runs(results: str | Path, experiment: str) -> list[FoldRun]:
@@ -138,7 +120,7 @@ def pool_repeat(runs: list[FoldRun]) -> pd.DataFrame:
     return joined.sort_index()
 
 
-def pool(results: str | Path, experiment: str, strict: bool = False) -> Pooled | None:
+def pool(results: str | Path, experiment: str, strict: bool = False) -> Predictions | None:
     """Every repeat of ``experiment`` pooled (None when it has no fold records); see the module docstring."""
     runs = fold_runs(results, experiment)
     if not runs:
@@ -153,7 +135,7 @@ def pool(results: str | Path, experiment: str, strict: bool = False) -> Pooled |
                 raise
             incomplete[rep] = str(e).split(": ", 1)[1]
     if not frames:
-        raise PoolError(f"{experiment}: no complete repeat ({'; '.join(f'{r}: {w}' for r, w in incomplete.items())})")
+        raise Incomplete(f"{experiment}: no complete repeat ({'; '.join(f'{r}: {w}' for r, w in incomplete.items())})")
     first = next(iter(frames.values()))
     for rep, f in frames.items():
         if not f.index.equals(first.index):
@@ -161,10 +143,11 @@ def pool(results: str | Path, experiment: str, strict: bool = False) -> Pooled |
         if not np.allclose(f["label"].to_numpy(), first["label"].to_numpy(), rtol=0, atol=1e-6):
             raise PoolError(f"{experiment}: repeat {rep}'s labels differ from repeat {min(frames)}'s")
     reps = tuple(frames)
-    return Pooled(experiment, tuple(first.index), np.stack([frames[r]["pred"].to_numpy(np.float64) for r in reps]),
-                  first["label"].to_numpy(np.float64), reps,
-                  tuple(tuple(sorted({x.seed for x in runs if x.repeat == r})) for r in reps),
-                  tuple(sum(x.wall_time_s for x in runs if x.repeat == r) for r in reps), incomplete)
+    return Predictions(experiment, tuple(first.index), np.stack([frames[r]["pred"].to_numpy(np.float64) for r in reps]),
+                       first["label"].to_numpy(np.float64), note=_note(incomplete), repeats=reps,
+                       seeds=tuple(tuple(sorted({x.seed for x in runs if x.repeat == r})) for r in reps),
+                       wall_time_s=tuple(sum(x.wall_time_s for x in runs if x.repeat == r) for r in reps),
+                       incomplete=incomplete)
 
 
 def cv_experiments(results: str | Path) -> list[str]:
@@ -181,8 +164,13 @@ def is_cv_experiment(name: str) -> bool:
         return False
 
 
-def note(p: Pooled) -> str:
-    return "; ".join(f"repeat {r} left out ({why})" for r, why in p.incomplete.items())
+def _note(incomplete: dict[int, str]) -> str:
+    return "; ".join(f"repeat {r} left out ({why})" for r, why in incomplete.items())
+
+
+def note(p: Predictions) -> str:
+    """Which repeats of a pooled experiment were left out, and why ("" when none was)."""
+    return _note(p.incomplete)
 
 
 def collect_pooled(results: str | Path) -> tuple[list[dict], dict]:
@@ -190,7 +178,14 @@ def collect_pooled(results: str | Path) -> tuple[list[dict], dict]:
     ``legacy_cv`` (experiment -> n_repeats, repeats, metrics: {mean, std, ci95, per_repeat})."""
     rows, summary = [], {}
     for name in cv_experiments(results):
-        p = pool(results, name)
+        try:
+            p = pool(results, name)
+        except Incomplete as e:
+            rows.append(_incomplete_row(name, str(e).split(": ", 1)[1]))
+            summary[name] = {"n_repeats": 0, "repeats": [], "n_utterances": 0, "note": rows[-1]["note"],
+                             "metrics": {k: {"mean": None, "std": None, "ci95": [None, None], "per_repeat": []}
+                                         for k in METRICS}}
+            continue
         per = [compute_all(pred, p.labels) for pred in p.preds]
         n_videos = len({video_of(i) for i in p.ids})
         for rep, seeds, wall, m in zip(p.repeats, p.seeds, p.wall_time_s, per):
@@ -208,5 +203,11 @@ def collect_pooled(results: str | Path) -> tuple[list[dict], dict]:
     return rows, summary
 
 
-__all__ = ["FoldRun", "PoolError", "Pooled", "collect_pooled", "cv_experiments", "fold_runs", "is_cv_experiment",
+def _incomplete_row(name: str, why: str) -> dict:
+    """legacy_cv.csv's row for an experiment with no complete repeat: shown, with no numbers."""
+    return {"experiment": name, "repeat": "incomplete", "seeds": "", "n_utterances": 0, "n_videos": 0,
+            "wall_time_s": 0.0, **dict.fromkeys(METRICS, math.nan), "note": why}
+
+
+__all__ = ["FoldRun", "Incomplete", "PoolError", "collect_pooled", "cv_experiments", "fold_runs", "is_cv_experiment",
            "pool", "pool_repeat", "read_fold"]

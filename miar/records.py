@@ -1,135 +1,55 @@
-"""Run records: the files a run leaves behind, written atomically so a crash never leaves a
-half-written file that looks complete. ``metrics.json`` is written last and marks completion.
+"""Run records: the files a run leaves behind, and the one place that reads them.
 
-Layout of a run directory::
+Written atomically so a crash never leaves a half-written file that looks complete; ``metrics.json`` is
+written last and marks completion. Layout of a run directory::
 
     config.yaml       the resolved config (``miar train run_dir/config.yaml`` reruns the run)
     history.csv       one row per epoch: losses by name, validation metrics, seconds
     predictions.csv   test ids, predictions, labels
-    env.json          git commit, package versions, device, threads, wall time
+    env.json          git commit, package versions, device, threads, wall time (:mod:`miar.environment`)
+    digests.json      sha256 of every other file above (and of model.pt), see below
     metrics.json      valid and test metric dicts, bootstrap CIs, best epoch, criterion
     model.pt          (only with train.save_model) the selected weights, a state dict
+
+``digests.json`` is a file of its own rather than a block of ``env.json``: a file cannot hold its own digest,
+and ``env.json`` is a record file that deserves one. It is written just before ``metrics.json`` but covers
+``metrics.json``'s bytes too (they are known by then), so every complete record made by this code carries
+digests of all its files; records made before it have none (``RunRecord.check_digests`` accepts those).
+
+:class:`RunRecord` reads a record: its config, metrics, env, history and predictions (each a one-line
+:class:`RecordError` naming the file when it cannot be read), whether it is complete, and its digests.
 """
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import io
 import json
-import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from miar.errors import UserError
+from miar.atomic import (  # noqa: F401 (re-exported: the writers' one import)
+    RecordError,
+    atomic_write,
+    check_writable,
+    csv_text,
+    fsync_dir,
+    stage,
+)
+from miar.environment import cpu_model, environment, git_commit, simd_level  # noqa: F401 (re-exported)
 
-RECORD_FILES = ("config.yaml", "history.csv", "predictions.csv", "env.json", "metrics.json")
+if TYPE_CHECKING:  # numpy and pandas load on first read, not on import: most importers only write
+    import numpy as np
+
+CONFIG, HISTORY, PREDICTIONS, ENV, METRICS_FILE = (
+    "config.yaml", "history.csv", "predictions.csv", "env.json", "metrics.json")
+RECORD_FILES = (CONFIG, HISTORY, PREDICTIONS, ENV, METRICS_FILE)
+DIGESTS = "digests.json"
+MODEL = "model.pt"
 CHECKPOINT = "checkpoint.pt"  # per-epoch training state while a run is in progress
-MIN_FREE_BYTES = 64 * 2**20
-
-
-class RecordError(UserError, OSError):
-    """The run directory cannot take a record (read-only, full, ...)."""
-
-
-def check_writable(run_dir: Path, min_free: int = MIN_FREE_BYTES) -> None:
-    """Create ``run_dir`` and prove a file can be written there and enough space is free (a directory
-    this call created is removed again when the check fails: a refused run leaves nothing behind)."""
-    run_dir = Path(run_dir)
-    created = not run_dir.exists()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / ".write-test", b"ok")
-        (run_dir / ".write-test").unlink()
-        free = shutil.disk_usage(run_dir).free
-    except OSError as e:
-        _remove_if_empty(run_dir, created)
-        raise RecordError(f"{run_dir}: cannot write the run record here ({e.strerror or e})") from None
-    if free < min_free:
-        _remove_if_empty(run_dir, created)
-        raise RecordError(f"{run_dir}: only {free // 2**20} MiB free; a run needs at least "
-                          f"{min_free // 2**20} MiB")
-
-
-def _remove_if_empty(run_dir: Path, created: bool) -> None:
-    if created:
-        try:
-            run_dir.rmdir()
-        except OSError:
-            pass
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux says it (``/proc/self/status``)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # elsewhere: the only portable way to read it is to set it back at once
-    os.umask(mask)
-    return mask
-
-
-def stage(path: Path, data: str | bytes) -> str:
-    """Write ``data`` to a new temporary file beside ``path``, fsynced, with the permissions a plain ``open``
-    would give (0666 less the umask, not ``mkstemp``'s 0600); returns its name. A full disk or a read-only
-    folder: one line naming ``path`` (RecordError), no temporary left."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
-        raise
-    return tmp
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make the renames in ``folder`` survive a crash."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """:func:`stage` the data beside ``path``, rename it over ``path``, fsync the directory."""
-    path = Path(path)
-    tmp = stage(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise RecordError(f"{path}: cannot write ({e.strerror or e})") from e
-        raise
-    fsync_dir(path.parent)
-
-
-def csv_text(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def is_complete(run_dir: Path) -> bool:
@@ -143,66 +63,186 @@ def is_complete(run_dir: Path) -> bool:
         return False
 
 
-def git_commit() -> dict:
-    """The repository's commit and whether the working tree had changes (None outside git)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip() != ""
-    except (OSError, subprocess.SubprocessError):
-        head, dirty = None, None
-    return {"commit": head, "dirty": dirty}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows. CPU results are
-    bitwise reproducible on the same CPU model; another one may differ in the last digits."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    names = [ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")]
-    return names[0] if names else platform.processor() or platform.machine()
-
-
-def simd_level() -> str:
-    """The SIMD level the CPU kernels dispatch to: torch's ("AVX2", "AVX512", ...) and numpy's highest
-    dispatched target, e.g. "torch AVX512, numpy AVX512_ICL". Two CPUs with one model name (``/proc/cpuinfo``
-    says "AMD EPYC" for several generations) can differ here, and then so can the last bits of a float32 result."""
-    import torch
-
-    out = [f"torch {torch.backends.cpu.get_cpu_capability()}"]
-    try:
-        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-        levels = [k for k in __cpu_dispatch__ if __cpu_features__.get(k)]
-        out.append(f"numpy {levels[-1] if levels else 'baseline'}")
-    except ImportError:  # numpy < 2 names the module differently; the torch level is what matters most
-        pass
-    return ", ".join(out)
-
-
-def environment(device: str, threads: int, wall_time_s: float) -> dict:
-    import numpy
-    import torch
-
-    from miar import __version__
-    dev_name = torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_model()
-    return {
-        **git_commit(),
-        "miar": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-        "numpy": numpy.__version__, "platform": platform.platform(),
-        "device": device, "device_name": dev_name or platform.machine(),
-        "cpu_simd": simd_level(), "cpu_count": os.cpu_count(), "torch_threads": threads,
-        "wall_time_s": round(wall_time_s, 3),
-    }
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_record(run_dir: Path, *, config_yaml: str, history: list[dict], predictions: list[dict],
                  env: dict, metrics: dict) -> None:
-    """Write every record file atomically; ``metrics.json`` last."""
+    """Write every record file atomically, then ``digests.json`` (covering them all, ``model.pt`` when it is
+    there, and the ``metrics.json`` about to be written), then ``metrics.json``, which marks completion."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.yaml", config_yaml)
-    atomic_write(run_dir / "history.csv", csv_text(history))
-    atomic_write(run_dir / "predictions.csv", csv_text(predictions))
-    atomic_write(run_dir / "env.json", json.dumps(env, indent=2) + "\n")
-    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    files = {CONFIG: config_yaml.encode(), HISTORY: csv_text(history).encode(),
+             PREDICTIONS: csv_text(predictions).encode(), ENV: (json.dumps(env, indent=2) + "\n").encode(),
+             METRICS_FILE: (json.dumps(metrics, indent=2) + "\n").encode()}
+    for name in (CONFIG, HISTORY, PREDICTIONS, ENV):
+        atomic_write(run_dir / name, files[name])
+    digests = {name: sha256(data) for name, data in files.items()}
+    if (run_dir / MODEL).is_file():
+        digests[MODEL] = sha256((run_dir / MODEL).read_bytes())
+    atomic_write(run_dir / DIGESTS, json.dumps({"sha256": dict(sorted(digests.items()))}, indent=2) + "\n")
+    atomic_write(run_dir / METRICS_FILE, files[METRICS_FILE])
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_text(path: Path) -> str:
+    """A record file's UTF-8 text, or a one-line :class:`RecordError` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start})") from None
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def read_json(path: Path) -> dict:
+    """A record's JSON object, or a one-line :class:`RecordError` naming the file."""
+    try:
+        data = json.loads(read_text(path))
+    except ValueError as e:
+        raise RecordError(f"{path}: malformed JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_yaml(path: Path) -> dict:
+    """A record's YAML mapping, or a one-line :class:`RecordError` naming the file."""
+    import yaml  # lazy: most importers of miar.records only write
+
+    try:
+        data = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as e:
+        raise RecordError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: expected a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+class RunRecord:
+    """One run record ``<results>/runs/<experiment>/<run>/``, each file read once, on first use."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+
+    def __repr__(self) -> str:
+        return f"RunRecord({str(self.dir)!r})"
+
+    @property
+    def experiment(self) -> str:
+        return self.dir.parent.name
+
+    @property
+    def run(self) -> str:
+        return self.dir.name
+
+    @property
+    def complete(self) -> bool:
+        return is_complete(self.dir)
+
+    @cached_property
+    def config(self) -> dict:
+        return read_yaml(self.dir / CONFIG)
+
+    @cached_property
+    def metrics(self) -> dict:
+        return read_json(self.dir / METRICS_FILE)
+
+    @cached_property
+    def env(self) -> dict:
+        return read_json(self.dir / ENV)
+
+    @cached_property
+    def history(self):
+        """history.csv as a DataFrame (empty when the file is)."""
+        import pandas as pd
+
+        text = read_text(self.dir / HISTORY)
+        return pd.read_csv(io.StringIO(text)) if text.strip() else pd.DataFrame()
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether the test split was evaluated (False for a validation-only record, ``test: null``)."""
+        return self.metrics.get("test") is not None
+
+    @cached_property
+    def predictions(self):
+        """predictions.csv as a DataFrame indexed by id, columns pred and label (float64), sorted by id;
+        a one-line RecordError for missing columns, a repeated id, or a value that is not a finite number."""
+        import pandas as pd
+
+        path = self.dir / PREDICTIONS
+        try:
+            f = pd.read_csv(io.StringIO(read_text(path)), dtype={"id": str})
+        except (ValueError, pd.errors.ParserError) as e:
+            raise RecordError(f"{path}: not a CSV ({str(e).splitlines()[0]})") from None
+        if not {"id", "pred", "label"} <= set(f.columns) or f.empty:
+            raise RecordError(f"{path}: needs id, pred, label columns and at least one row")
+        if f["id"].isna().any():
+            raise RecordError(f"{path}: row {int(f['id'].isna().to_numpy().nonzero()[0][0]) + 1} has no id")
+        dup = f["id"][f["id"].duplicated()]
+        if len(dup):
+            raise RecordError(f"{path}: utterance {dup.iloc[0]} appears twice")
+        for col in ("pred", "label"):
+            v = pd.to_numeric(f[col], errors="coerce").astype("float64")
+            bad = ~v.map(math.isfinite)
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise RecordError(f"{path}: {col} of {f['id'].iloc[i]} is not a finite number ({f[col].iloc[i]!r})")
+            f[col] = v
+        return f.set_index("id")[["pred", "label"]].sort_index()
+
+    @cached_property
+    def digests(self) -> dict[str, str] | None:
+        """File name -> sha256 from digests.json; None for a record made before digests were written."""
+        if not (self.dir / DIGESTS).is_file():
+            return None
+        table = read_json(self.dir / DIGESTS).get("sha256")
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise RecordError(f"{self.dir / DIGESTS}: expected {{\"sha256\": {{file: hex digest}}}}")
+        return table
+
+    def check_digests(self) -> None:
+        """A one-line RecordError unless every record file has the sha256 digests.json gives it (and model.pt too
+        where it is still there); a record without digests.json passes (its predictions are checked instead)."""
+        if self.digests is None:
+            return
+        missing = [f for f in RECORD_FILES if f not in self.digests]
+        if missing:
+            raise RecordError(f"{self.dir / DIGESTS}: no digest of {', '.join(missing)}")
+        for name, want in sorted(self.digests.items()):
+            path = self.dir / name
+            if name not in (*RECORD_FILES, MODEL):
+                raise RecordError(f"{self.dir / DIGESTS}: names {name!r}, which is not a file of a record")
+            if not path.is_file():
+                if name == MODEL:
+                    continue  # the weights may be removed (they are large and not committed); never changed
+                raise RecordError(f"{path}: missing, though digests.json lists it")
+            if sha256(path.read_bytes()) != want:
+                raise RecordError(f"{path}: its sha256 differs from digests.json (the file was changed)")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One experiment's test predictions stacked: ``preds`` (S, N), one row per seed (or, for a cross-validated
+    experiment, per pooled repeat, :mod:`miar.pooled`), columns in the order of ``ids`` (sorted); ``labels`` (N,)."""
+
+    experiment: str
+    ids: tuple[str, ...]
+    preds: np.ndarray  # (S, N)
+    labels: np.ndarray  # (N,)
+    left_out: int = 0  # complete runs without a usable predictions.csv
+    note: str = ""  # e.g. the repeats of a cross-validated experiment left out
+    repeats: tuple[int, ...] = ()  # pooled only: the repeat of each row
+    seeds: tuple[tuple[int, ...], ...] = ()  # pooled only: the seeds of each repeat's fold runs
+    wall_time_s: tuple[float, ...] = ()  # pooled only: per repeat, summed over its folds
+    incomplete: dict[int, str] = field(default_factory=dict)  # pooled only: repeat -> why it was left out
+    pairing: tuple[int, ...] = ()  # the key pairing each row with the other side's: its seed (pooled: its repeat)
+
+
+__all__ = ["CHECKPOINT", "Predictions", "DIGESTS", "RECORD_FILES", "RecordError", "RunRecord", "atomic_write", "check_writable",
+           "cpu_model", "csv_text", "environment", "git_commit", "is_complete", "read_json", "read_yaml",
+           "simd_level", "stage", "write_record"]

@@ -250,7 +250,7 @@ def test_weights_with_wrong_contents_are_one_line(record, tmp_path, weights):
 @pytest.mark.parametrize("name", [*RECORD_FILES, "checkpoint.pt"])
 def test_full_disk_at_each_record_file(tmp_path, monkeypatch, name):
     """ENOSPC while a record file is written: one line naming that file, no temporary, not complete."""
-    from miar import records
+    from miar import atomic as records
     real = os.replace
 
     def replace(src, dst, *a, **kw):

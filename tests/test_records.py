@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from miar import records
+from miar import atomic as records
 from miar.records import atomic_write
 
 

@@ -134,7 +134,7 @@ def test_read_only_run_dir_fails_before_training(tmp_path, tiny_cfg):
 def test_full_disk_fails_before_training(tmp_path, tiny_cfg, monkeypatch):
     import shutil as sh
 
-    from miar import records
+    from miar import atomic as records
     from miar.records import RecordError
     monkeypatch.setattr(records.shutil, "disk_usage", lambda p: sh._ntuple_diskusage(10, 10, 1024))
     with pytest.raises(RecordError, match="MiB free"):

@@ -21,10 +21,16 @@ atomically:
   ``DIR/tables/legacy_cv.csv`` and ``summary.json``'s ``"legacy_cv"``: each repeat's folds pooled into one
   prediction per test utterance, its metrics per repeat and their mean (:mod:`miar.pooled`).
 
-Before writing, every executed notebook ``DIR/notebooks/<experiment>/<run>.ipynb`` that has a complete run record
-is cross-checked: its papermill parameters (``metadata.papermill.parameters``) must resolve, through
-``miar.config.load(experiment, overrides, seed)``, to exactly the record's ``config.yaml``, and its ``run_dir``
-must end in ``runs/<experiment>/<run>``. A mismatch raises :class:`CollectError` naming the notebook.
+Before writing, every record must prove itself (:mod:`miar.study.verify`): whole and the run its directory
+names, its digests matching, its test metrics recomputed from its predictions, its labels the dataset's, no copy
+of another seed, and its executed notebook ``DIR/notebooks/<experiment>/<run>.ipynb`` (required unless the record
+carries digests) resolving, through its papermill parameters, to exactly the record's ``config.yaml``. The first
+record that fails raises :class:`CollectError` naming it, and nothing is written.
+
+What is incomplete is shown as such, not fatal: a validation-only record (a tuning trial, ``test: null``) is a
+runs.csv row without test metrics and is not counted as a seed; a cross-validated experiment with no complete
+repeat is a legacy_cv.csv row saying so. A table of :data:`TABLES` that this collection does not write (its
+records were removed) is deleted, so no table outlives its records.
 """
 
 from __future__ import annotations
@@ -34,23 +40,19 @@ import math
 import sys
 from pathlib import Path
 
-import yaml
 from tqdm import tqdm
 
-from miar import config as C
 from miar.comparisons import comparisons, load_families
-from miar.errors import UserError
 from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
 from miar.pooled import PoolError, collect_pooled
-from miar.records import RecordError, csv_text, is_complete
+from miar.records import RunRecord, csv_text, is_complete
 from miar.staged import write_together
-from miar.study.integrity import check_record
+from miar.study.verify import CollectError, cross_check, verify
 
 SCHEMA_VERSION = 1
 
 
-class CollectError(UserError, ValueError):
-    """Results that do not agree with their notebooks, or no results at all."""
+TABLES = ("runs.csv", "summary.csv", "mmsa_names.csv", "legacy_cv.csv", "comparisons.csv")  # collect's own
 
 
 def find_runs(results: Path) -> tuple[list[Path], list[Path]]:
@@ -59,54 +61,18 @@ def find_runs(results: Path) -> tuple[list[Path], list[Path]]:
     return [p for p in dirs if is_complete(p)], [p for p in dirs if not is_complete(p)]
 
 
-def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
-    for k in list(dict.fromkeys([*a, *b])):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            d = _first_difference(va, vb, f"{prefix}{k}.")
-            if d:
-                return d
-        elif va != vb:
-            return f"{prefix}{k}: notebook {va!r} vs record {vb!r}"
-    return ""
-
-
-def cross_check(notebook: Path, run_dir: Path) -> None:
-    """Raise CollectError unless ``notebook``'s parameters resolve to ``run_dir``'s config.yaml."""
-    try:
-        meta = json.loads(Path(notebook).read_text()).get("metadata", {})
-    except (OSError, ValueError) as e:
-        raise CollectError(f"{notebook}: cannot read the notebook ({e})") from None
-    params = meta.get("papermill", {}).get("parameters")
-    if not isinstance(params, dict) or "experiment" not in params:
-        raise CollectError(f"{notebook}: no papermill parameters in its metadata")
-    tail = Path(str(params.get("run_dir", ""))).parts[-2:]
-    if tuple(tail) != (run_dir.parent.name, run_dir.name):
-        raise CollectError(f"{notebook}: its run_dir {params.get('run_dir')!r} is not "
-                           f"runs/{run_dir.parent.name}/{run_dir.name}")
-    try:
-        cfg = C.load(params["experiment"], overrides=params.get("overrides") or [], seed=params.get("seed"))
-    except C.ConfigError as e:
-        raise CollectError(f"{notebook}: its parameters no longer resolve ({e})") from None
-    record = (run_dir / "config.yaml").read_text()
-    if C.dump(cfg) != record:
-        diff = _first_difference(C.to_dict(cfg), yaml.safe_load(record) or {}) or "text differs"
-        raise CollectError(f"{notebook}: its parameters resolve to a config that differs from "
-                           f"{run_dir / 'config.yaml'} ({diff})")
-
-
-def run_row(run_dir: Path) -> dict:
-    """One runs.csv row from a complete run record."""
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    env = json.loads((run_dir / "env.json").read_text())
+def run_row(record: RunRecord | Path) -> dict:
+    """One runs.csv row from a complete run record (test metrics empty for a validation-only record)."""
+    rec = record if isinstance(record, RunRecord) else RunRecord(record)
+    run_dir, metrics, env = rec.dir, rec.metrics, rec.env
+    test, valid = metrics.get("test") or {}, metrics.get("valid") or {}
     crit = metrics.get("criterion", "")
-    row = {"experiment": run_dir.parent.name, "run": run_dir.name, "seed": cfg.get("seed")}
-    row.update({f"test_{m}": metrics["test"].get(m) for m in METRICS})
-    row.update({"criterion": crit, "valid_criterion": metrics.get("valid", {}).get(crit.removeprefix("valid_")),
+    row = {"experiment": rec.experiment, "run": rec.run, "seed": rec.config.get("seed")}
+    row.update({f"test_{m}": test.get(m) for m in METRICS})
+    row.update({"criterion": crit, "valid_criterion": valid.get(crit.removeprefix("valid_")),
                 "best_epoch": metrics.get("best_epoch"), "epochs_run": metrics.get("epochs_run"),
                 "wall_time_s": env.get("wall_time_s"), "device": env.get("device_name") or env.get("device")})
-    row.update({f"valid_{m}": metrics.get("valid", {}).get(m) for m in METRICS})
+    row.update({f"valid_{m}": valid.get(m) for m in METRICS})
     row.update({f"gate_{k}": v for k, v in metrics.get("gate_mean_test", {}).items()})
     align = run_dir / "alignment.json"
     if align.is_file():
@@ -126,6 +92,11 @@ def _finite(values: list) -> list[float]:
     return [float(v) for v in values if v is not None and not math.isnan(float(v))]
 
 
+def _tested(row: dict) -> bool:
+    """Whether a runs.csv row has test metrics (a validation-only record has none and is no seed)."""
+    return any(row[f"test_{m}"] is not None for m in METRICS)
+
+
 def summarize(rows: list[dict]) -> dict:
     """summary.json's dict from runs.csv rows."""
     experiments: dict = {}
@@ -143,7 +114,7 @@ def summarize(rows: list[dict]) -> dict:
             if vals:
                 s = summarize_seeds(vals)
                 extra[k] = {"mean": s["mean"], "std": s["std"], "ci95": list(s["ci95"]), "n": len(vals)}
-        experiments[name] = {"n_seeds": len(mine), "metrics": out, "extra": extra}
+        experiments[name] = {"n_seeds": sum(map(_tested, mine)), "metrics": out, "extra": extra}
     return {"schema_version": SCHEMA_VERSION, "experiments": experiments}
 
 
@@ -175,21 +146,15 @@ def mmsa_name_rows() -> list[dict]:
 
 
 def collect(results: str | Path = "results") -> dict:
-    """Cross-check, then write the tables and summary.json; returns the summary dict."""
+    """Verify every record, then write the tables and summary.json (all or none) and delete collect's tables
+    that no record supports any more; returns the summary dict."""
     results = Path(results)
     complete, incomplete = find_runs(results)
     claimed = [d for d in incomplete if (d / "metrics.json").exists()]  # marked complete, but unreadable
     if not complete and not claimed:
         raise CollectError(f"{results / 'runs'}: no complete run records")
-    for run_dir in complete + claimed:
-        try:  # whole, sane, and the run its directory names (miar.study.integrity), before it is counted
-            check_record(run_dir)
-        except RecordError as e:
-            raise CollectError(f"{e}; move the record away or redo the run") from None
-        nb = results / "notebooks" / run_dir.parent.name / f"{run_dir.name}.ipynb"
-        if nb.is_file():
-            cross_check(nb, run_dir)
-    rows = [run_row(d) for d in complete]
+    records, _ = verify(results, complete + claimed)
+    rows = [run_row(r) for r in records]
     rows.sort(key=lambda r: (r["experiment"], r["seed"] if r["seed"] is not None else 0, r["run"]))
     summary = _nan_to_none(summarize(rows))
     tables = {"runs.csv": csv_text(rows), "summary.csv": csv_text(summary_rows(summary)),
@@ -207,6 +172,8 @@ def collect(results: str | Path = "results") -> dict:
     (results / "tables").mkdir(parents=True, exist_ok=True)
     write_together({**{results / "tables" / k: v for k, v in tables.items()},  # all of them or none
                     results / "summary.json": json.dumps(summary, indent=2) + "\n"})
+    for stale in sorted(set(TABLES) - set(tables)):  # e.g. legacy_cv.csv after the fold records were removed
+        (results / "tables" / stale).unlink(missing_ok=True)
     return summary
 
 
@@ -218,4 +185,4 @@ def _comparisons(results: Path) -> list[dict]:
         return comparisons(results, families, progress=lambda *_: bar.update())
 
 
-__all__ = ["CollectError", "collect", "cross_check", "find_runs", "run_row", "summarize", "SCHEMA_VERSION"]
+__all__ = ["CollectError", "TABLES", "collect", "cross_check", "find_runs", "run_row", "summarize", "SCHEMA_VERSION"]

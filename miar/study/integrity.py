@@ -18,44 +18,11 @@ run is complete only when its record and its notebook are (:func:`miar.study.pla
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-import yaml
-
 from miar.metrics import METRICS
-from miar.records import RECORD_FILES, RecordError
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise RecordError(f"{path}: not UTF-8 text (undecodable byte at offset {e.start})") from None
-    except OSError as e:
-        raise RecordError(f"{path}: cannot read ({e.strerror or e})") from None
-
-
-def read_json(path: Path) -> dict:
-    """A record's JSON object, or a one-line :class:`RecordError` naming the file."""
-    try:
-        data = json.loads(_text(path))
-    except ValueError as e:
-        raise RecordError(f"{path}: malformed JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise RecordError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def read_yaml(path: Path) -> dict:
-    """A record's YAML mapping, or a one-line :class:`RecordError` naming the file."""
-    try:
-        data = yaml.safe_load(_text(path))
-    except yaml.YAMLError as e:
-        raise RecordError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise RecordError(f"{path}: expected a YAML mapping, got {type(data).__name__}")
-    return data
+from miar.records import RECORD_FILES, RecordError, read_json, read_yaml
+from miar.records import read_text as _text
 
 
 def _prediction_rows(path: Path) -> int:
