@@ -152,7 +152,7 @@ def test_unequal_seed_sets_are_compared_on_their_intersection(fake):
     row = df[df.metric == "mae"].iloc[0]
     assert "intersection rule" in row["note"] and "good 3" in row["note"] and "short 3" in row["note"]
     good = K.load_predictions(results, "good")
-    want = np.mean([compute_all(good.preds[good.seeds.index(s)], y)["mae"] - compute_all(short[s], y)["mae"]
+    want = np.mean([compute_all(good.preds[good.pairing.index(s)], y)["mae"] - compute_all(short[s], y)["mae"]
                     for s in (1112, 1113)])
     assert row["diff"] == pytest.approx(want, abs=1e-12)
 
