@@ -132,6 +132,7 @@ def test_explore_defaults_under_papermill(tmp_path):
     assert "fold records are hidden" in text
     worst = E.notebook_output(out, "worst-utterances")
     assert worst.count("\n") == 3 + 1  # header, rule and three rows
+    assert "needs the transcripts" in E.notebook_output(out, "error-by-length")
 
 
 def _pair_results(root: Path) -> Path:
@@ -172,6 +173,8 @@ def test_two_models_side_by_side_by_hand(tmp_path):
         P.pair_predictions(r, "mosi_std", "a", "b", seed=2)
     with pytest.raises(FileNotFoundError, match="models there: a, b"):
         P.pair_predictions(r, "mosi_std", "a", "c")
+    assert P.side(mean, "a")[["pred", "abs_err", "err"]].values.tolist() == [
+        [1.5, 1.5, -1.5], [0.5, 0.5, 0.5], [-0.5, 2.5, 2.5], [2.5, 1.5, 1.5]]  # one model's view, for worst_table
     s = P.pair_summary(mean, "a", "b").set_index("Model")
     assert s.loc["a", "MAE"] == 1.5 and s.loc["b", "Closer to the label (%)"] == 100.0
     v = P.per_video_pair(mean)

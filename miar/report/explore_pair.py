@@ -92,6 +92,14 @@ def pair_predictions(results: str | Path, setting: str, model_a: str, model_b: s
     return m[PAIR_COLUMNS]
 
 
+def side(df: pd.DataFrame, which: str = "a") -> pd.DataFrame:
+    """One model's columns of a pair table as a single model's (``id, video, label, pred, abs_err, err``), for
+    :func:`miar.report.explore.worst_table` and :func:`miar.report.explore.by_length`."""
+    out = df[["id", "video", "label", f"pred_{which}", f"abs_err_{which}"]].rename(
+        columns={f"pred_{which}": "pred", f"abs_err_{which}": "abs_err"})
+    return out.assign(err=out["pred"] - out["label"])
+
+
 def filter_pairs(df: pd.DataFrame, video: str = "", label_min: float = -3.0, label_max: float = 3.0,
                  text: str = "", texts: dict[str, str] | None = None) -> tuple[pd.DataFrame, str]:
     """The rows of one video (exact id, or a prefix), with labels in ``[label_min, label_max]`` and, when
