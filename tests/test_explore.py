@@ -208,3 +208,18 @@ def test_explore_under_nbval():
                         "-q", "-p", "no:cacheprovider"],
                        cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ.copy())
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_controls_switch_setting_and_models_headless(tmp_path):
+    """The notebook's interactive controls build without a front end; a new setting offers its own models."""
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    r = _pair_results(tmp_path)
+    w = P.controls(r, P.grouped_experiments(r), "mosi_std", "a", "b").widget
+    setting, a, b = w.children[:3]
+    assert [c.description for c in w.children[:7]] == ["setting", "model A", "model B", "seed (0: mean)", "video",
+                                                       "labels", "transcript"]
+    setting.value = "synth_gap"
+    assert tuple(a.options) == tuple(b.options) == ("base", "no_norm")
