@@ -1,5 +1,5 @@
 """Render pages of the built book with headless Chromium: non-blank screenshots, page heights, rendered
-formulas and no resource from the network.
+formulas, no resource from the network, and a layout that fits (tables, figures, cells).
 
     python scripts/check_book_render.py                       # _build/html: index.html and book/results.html
     python scripts/check_book_render.py --html _build/html --out /tmp/shots book/ablations.html
@@ -13,8 +13,12 @@ runs with background networking, component updates and first-run tasks off and a
 ``--measure`` drives Chromium over the DevTools protocol on a pipe (``--remote-debugging-pipe``: no port, no
 driver, no download) with the network emulated offline, and reports per page the rendered height at
 ``--width`` (default 1400 px), the number of MathJax formulas (``mjx-container`` elements), and every
-http(s) request the page tried; it fails a page over ``--max-height`` px or with an external request, and
-any page whose HTML names an http(s) script or stylesheet (:func:`external_refs`).
+http(s) request the page tried; it fails a page over ``--max-height`` px, with an external request or an
+uncaught script error, and
+any page whose HTML names an http(s) script or stylesheet (:func:`external_refs`). It then opens every fold
+and lays the page out at 1280 px (``book_layout.LAYOUT_WIDTH``) and fails a table wider than the content
+column, a figure shown below 0.8 of its drawn width, or a table cell holding a raw dict or a float with more
+than 6 significant digits (:mod:`book_layout`, beside this script).
 
 Chromium: ``$CHROMIUM``, else the first of chromium-headless-shell, chromium, chromium-browser,
 google-chrome on PATH (Debian: ``apt-get install -y chromium-headless-shell``). Exit 0 when every page
@@ -35,6 +39,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from book_layout import LAYOUT_JS, LAYOUT_WIDTH, layout_problems  # noqa: E402  (the script's sibling)
 
 BINARIES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "headless_shell")
 DEFAULT_PAGES = ("index.html", "book/results.html")
@@ -200,6 +207,12 @@ class Browser:
         """The URLs the tab asked for since the last :meth:`open`."""
         return [m["params"]["request"]["url"] for m in self.events if m.get("method") == "Network.requestWillBeSent"]
 
+    def errors(self) -> list[str]:
+        """The uncaught script errors of the tab since the last :meth:`open` (e.g. a script loaded twice)."""
+        return [m["params"]["exceptionDetails"].get("exception", {}).get("description")
+                or m["params"]["exceptionDetails"].get("text", "")
+                for m in self.events if m.get("method") == "Runtime.exceptionThrown"]
+
     def screenshot(self, png: Path, full_page: bool = False) -> Path:
         r = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=full_page)
         Path(png).write_bytes(base64.b64decode(r["data"]))
@@ -241,15 +254,19 @@ MEASURE_JS = """(async () => {
 })()"""
 
 
-def measure_page(browser: Browser, page: Path, png: Path | None = None) -> dict:
-    """Open a built page offline; its rendered height (px), formulas rendered, external requests and scripts."""
+def measure_page(browser: Browser, page: Path, png: Path | None = None, width: int = WIDTH) -> dict:
+    """Open a built page offline; its rendered height (px) at ``width``, formulas rendered, external requests
+    and scripts, then its ``layout`` problems at LAYOUT_WIDTH with every fold open."""
     target = follow_redirect(page)
+    browser.resize(width, 900)
     browser.open(target.resolve().as_uri())
     m = browser.evaluate(MEASURE_JS)
-    remote = [u for u in browser.requests() if re.match(r"(https?:)?//", u)]
     if png is not None:
         browser.screenshot(png)
-    return {"page": str(page), **m, "external_requests": remote,
+    browser.resize(LAYOUT_WIDTH, 900)
+    layout = layout_problems(browser.evaluate(LAYOUT_JS))
+    remote = [u for u in browser.requests() if re.match(r"(https?:)?//", u)]
+    return {"page": str(page), **m, "external_requests": remote, "layout": layout, "js_errors": browser.errors(),
             "external_refs": external_refs(target.read_text(errors="replace"))}
 
 
@@ -257,7 +274,7 @@ def measure_book(html: Path, pages, binary: str, width: int = WIDTH, prefix=()) 
     """:func:`measure_page` for each page (relative to ``html``) in one browser, with the network off."""
     with Browser(binary, prefix=prefix, width=width) as b:
         b.offline()
-        return [{**measure_page(b, Path(html) / p), "page": p} for p in pages]
+        return [{**measure_page(b, Path(html) / p, width=width), "page": p} for p in pages]
 
 
 def book_pages(html: Path) -> list[str]:
@@ -310,9 +327,12 @@ def measure_main(args, binary: str) -> int:
     for r in measure_book(html, pages, binary, args.width):
         bad = [f"{r['height']} px > {args.max_height}"] if r["height"] > args.max_height else []
         bad += [f"requests {u}" for u in r["external_requests"]] + [f"loads {u}" for u in r["external_refs"]]
-        failed += bool(bad)
-        print(f"{'ok  ' if not bad else 'FAIL'} {r['page']}: {r['height']:,} px, {r['mjx']} formulas"
-              + (f" ({'; '.join(bad)})" if bad else ""))
+        bad += [f"script error {e.splitlines()[0]}" for e in r["js_errors"]]
+        failed += bool(bad or r["layout"])
+        print(f"{'ok  ' if not (bad or r['layout']) else 'FAIL'} {r['page']}: {r['height']:,} px, "
+              f"{r['mjx']} formulas" + (f" ({'; '.join(bad)})" if bad else ""))
+        for line in r["layout"]:
+            print(f"       {line}")
     return 1 if failed else 0
 
 

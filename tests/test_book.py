@@ -1,6 +1,8 @@
 """The book: it builds with warnings as errors from whatever is in ``results/`` (possibly nothing), every page
 of the table of contents becomes an HTML page with real text and no error output, the appendix lists the
-executed notebooks, and headless Chromium renders it to a non-blank image.
+executed notebooks (linked where they lie in the repository, not copied: the site stays under
+MAX_SITE_MB), and headless Chromium renders it to a non-blank image and lays every page out at 1280 px with tables
+that fit the column, figures shown at their drawn size, no raw cells, no script error and no network request.
 
 The build runs without network where the machine allows it (a fresh network namespace via ``unshare -n`` with
 only the loopback up), so a theme or asset download would fail the test. ``test_book_with_fake_results`` (slow)
@@ -15,6 +17,7 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -26,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 TRACEBACK = "Traceback (most recent call last)"
 ERROR_WORDS = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b")
 TEXT_OUTPUT = ("stream", "text_plain", "traceback", "error", "stderr")  # classes of printed (not rendered) outputs
+MAX_SITE_MB = 40  # the built HTML, all of it: a reader downloads or hosts it whole
+NOTEBOOK_HREF = re.compile(r'href="([^"]+\.ipynb)"')
 
 
 def toc_pages() -> list[str]:
@@ -160,9 +165,21 @@ def test_toc_lists_every_book_page():
     assert set(pages) == on_disk, "every page in book/ (and the exploration notebook) is in _toc.yml and vice versa"
 
 
+def site_mb(html: Path) -> float:
+    return sum(p.stat().st_size for p in html.rglob("*") if p.is_file()) / 1e6
+
+
+def notebook_targets(html: Path, page: str = "book/appendix") -> list[Path]:
+    """The files the page's .ipynb links point to, resolved from the page's directory (or the link's URL)."""
+    hrefs = NOTEBOOK_HREF.findall((html / f"{page}.html").read_text())
+    return [(html / page).parent.joinpath(unquote(h)).resolve() for h in hrefs if "://" not in h]
+
+
 def test_every_page_builds_with_text_and_no_errors(built):
     check_pages(built)
     assert (built / "index.html").is_file()  # the redirect to book/index.html
+    assert site_mb(built) < MAX_SITE_MB, f"the built site is {site_mb(built):.0f} MB"
+    assert not list(built.rglob("_downloads/**/*.ipynb")), "executed notebooks copied into the site"
 
 
 def test_appendix_lists_the_executed_notebooks(built, snapshot):
@@ -174,9 +191,9 @@ def test_appendix_lists_the_executed_notebooks(built, snapshot):
         fold = FOLD_DIR.match(nb.parent.name)
         name, exp = (f"r{fold['repeat']}f{fold['fold']}/{nb.stem}", fold["experiment"]) if fold else (nb.stem, nb.parent.name)
         assert name in appendix and exp in appendix
-    downloads = {p.name for p in (built / "_downloads").glob("*/*.ipynb")}
-    assert len(list((built / "_downloads").glob("*/*.ipynb"))) >= len(nbs)
-    assert {nb.name for nb in nbs} <= downloads
+    targets = notebook_targets(built)  # each notebook is linked where it lies in the repository
+    assert all(t.is_file() for t in targets), [t for t in targets if not t.is_file()][:3]
+    assert {nb.resolve() for nb in nbs} <= set(targets)
 
 
 def test_missing_results_are_said_plainly(built, snapshot):
@@ -212,7 +229,10 @@ def test_headless_chromium_renders_non_blank_pages(built, tmp_path):
 def test_pages_render_offline_with_formulas_and_within_the_height_bound(built):
     """Every page in Chromium with the network off (its own network namespace where the machine allows it, and
     the tab emulated offline): the method page's formulas are typeset by the MathJax the book ships, no page
-    asks for or names an http(s) script or stylesheet, and no page is taller than MAX_HEIGHT px at 1400 px."""
+    asks for or names an http(s) script or stylesheet, no script fails, no page is taller than MAX_HEIGHT px at
+    1400 px, and at 1280 px with every fold open no table is wider than the content column, no figure is shown
+    below 0.8 of its drawn width and no table cell holds a raw dict or a float with more than 6 significant
+    digits (``scripts/book_layout.py``)."""
     render = _render_module()
     binary = render.find_chromium()
     if binary is None:
@@ -229,6 +249,9 @@ def test_pages_render_offline_with_formulas_and_within_the_height_bound(built):
     for page, r in measured.items():
         assert not r["external_refs"] and not r["external_requests"], f"{page}: network resources {r}"
         assert r["height"] <= render.MAX_HEIGHT, f"{page}: {r['height']} px at {render.WIDTH} px wide"
+        assert not r["js_errors"], f"{page}: script errors {r['js_errors']}"
+    layout = {page: r["layout"] for page, r in measured.items() if r["layout"]}
+    assert not layout, "\n".join(f"{page}: {line}" for page, lines in layout.items() for line in lines)
 
 
 PY_LIST = re.compile(r"(?<![\w)\]])\[(?:'[^'\]]*'(?:, )?)+\]")  # a list repr in prose ['text', 'audio'], not r['text']
@@ -304,9 +327,10 @@ def test_book_with_fake_results(tmp_path):
     assert R.headline(claims).replace("**", "") in index  # the verdict line, generated from comparisons.csv
     assert {r["claim"]: r["verdict"] for r in claims}["sota"] != R.NOT_RUN  # MIAR and all six baselines ran
     assert R.fmt_stats(R.stats_of(summary, R.variant("no_norm"), "mae"), "mae") in pages["book/ablations"].article
-    assert "ms_per_step" in pages["book/performance"].article
+    assert "results/bench/cpu.json" in pages["book/performance"].article
     assert "fake CPU" in pages["book/reproducibility"].article
     appendix = pages["book/appendix"].article
     assert all(name in appendix for name in exps)
-    assert len(list((html / "_downloads").glob("*/*.ipynb"))) == len(exps)
+    targets = notebook_targets(html)
+    assert len(targets) == len(exps) and all(t.is_file() for t in targets)
     assert len(list((html / "_images").glob("*.png"))) >= 3  # seed, forest and encoder figures

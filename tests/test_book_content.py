@@ -50,7 +50,7 @@ def test_alignment_notebooks_are_complete_when_every_run_is_analysed(tmp_path):
     _run(tmp_path, "b", "s1", alignment=False)
     lines = V.notebook_links(tmp_path, tmp_path / "book").splitlines()
     assert lines[0].startswith("- `a`:") and "(incomplete)" not in lines[0] and "alignment analysis" in lines[0]
-    assert lines[1].count("(incomplete)") == 1 and "alignment analysis <" in lines[1]
+    assert lines[1].count("(incomplete)") == 1 and ">alignment analysis</a> (incomplete)" in lines[1]
     assert V.notebook_done(tmp_path, "a", "alignment") and not V.notebook_done(tmp_path, "b", "alignment")
     assert V.notebook_done(tmp_path, "b", "s1") and not V.notebook_done(tmp_path, "b", "s9")
 
@@ -62,7 +62,7 @@ def test_cross_fitted_folds_share_one_line_and_leave_the_experiment_table(tmp_pa
         _run(tmp_path, exp, "s1111", model=False)
     lines = V.notebook_links(tmp_path, tmp_path / "book").splitlines()
     assert len(lines) == 2 and lines[0].startswith("- `legacy_miar` (cross-fitted folds")
-    assert "r0f0/s1111 <" in lines[0] and "r1f4/s1111 <" in lines[0] and "(incomplete)" not in lines[0]
+    assert ">r0f0/s1111</a>" in lines[0] and ">r1f4/s1111</a>" in lines[0] and "(incomplete)" not in lines[0]
     kept, folded = without_folds({"legacy_miar+r0f0": {}, "legacy_mult+r2f1": {}, "mosi_std_miar+tuned": {}})
     assert list(kept) == ["mosi_std_miar+tuned"] and folded == ["legacy_miar", "legacy_mult"]
 

@@ -14,6 +14,7 @@ import pytest
 
 from miar.report import errors as E
 from miar.report import explore as X
+from miar.report import explore_pair as P
 
 pm = pytest.importorskip("papermill")
 REPO = Path(__file__).resolve().parents[1]
@@ -108,18 +109,92 @@ def test_explore_is_stripped_and_parameterized():
     assert len(params) == 1
     from papermill.translators import PythonTranslator
     names = [p.name for p in PythonTranslator.inspect(params[0])]
-    assert names == ["results", "experiment", "seed", "data", "top", "interactive"]
+    assert names == ["results", "setting", "model_a", "model_b", "seed", "video", "label_min", "label_max",
+                     "text", "data", "top", "folds", "interactive"]
+    assert nb.metadata.kernelspec.name == "miar" and nb.metadata.kernelspec.display_name == "Python (miar)"
 
 
 def test_explore_defaults_under_papermill(tmp_path):
+    """Two models chosen (not the defaults) and a filter: the notebook runs on the committed results with the
+    python3 kernel (``-k python3``; the "Python (miar)" kernel is only installed by ``make lab``), in seconds."""
+    import time
+
     out = tmp_path / "explore.ipynb"
+    t0 = time.monotonic()
     pm.execute_notebook(str(NOTEBOOK), str(out), progress_bar=False, cwd=str(REPO / "notebooks"),
-                        kernel_name="python3", parameters={"top": 3})
+                        kernel_name="python3", parameters={"top": 3, "model_a": "mult+tuned",
+                                                           "model_b": "text_only+tuned", "label_min": 0.0,
+                                                           "text": "good"})
+    assert time.monotonic() - t0 < 60
     text = out.read_text()
-    assert "Has0 Acc-2" in text and "image/png" in text and "no transcripts" in text
-    assert "Non-interactive run" in text
+    assert "image/png" in text and "no transcript filter" in text and "Non-interactive run" in text
+    assert "`mosi_std_mult+tuned`" in text and "`mosi_std_text_only+tuned`" in text
+    assert "fold records are hidden" in text
     worst = E.notebook_output(out, "worst-utterances")
     assert worst.count("\n") == 3 + 1  # header, rule and three rows
+    assert "needs the transcripts" in E.notebook_output(out, "error-by-length")
+
+
+def _pair_results(root: Path) -> Path:
+    _fake_run(root, "mosi_std_a", 1, ROWS)
+    _fake_run(root, "mosi_std_a", 2, [(i, p + 1.0, y) for i, p, y in ROWS])
+    _fake_run(root, "mosi_std_b", 1, [(i, y, y) for i, _, y in ROWS])  # perfect
+    _fake_run(root, "synth_gap", 1, ROWS)
+    _fake_run(root, "synth_gap+no_norm", 1, ROWS)
+    _fake_run(root, "legacy_a+r0f1", 1, ROWS[:2])
+    return root
+
+
+def test_names_split_into_setting_and_model_and_back():
+    for name, parts in {"mosi_std_miar+tuned.no_norm": ("mosi_std", "miar+tuned.no_norm"),
+                        "synth_gap+no_norm": ("synth_gap", "no_norm"), "synth_gap": ("synth_gap", "base"),
+                        "legacy_miar+r0f2": ("legacy", "miar+r0f2"), "mosi_std_ft_miar": ("mosi_std", "ft_miar")}.items():
+        assert P.split_name(name) == parts
+        assert P.experiment_name(*parts) == name
+
+
+def test_experiments_grouped_with_folds_hidden(tmp_path):
+    r = _pair_results(tmp_path)
+    assert P.grouped_experiments(r) == {"mosi_std": ["a", "b"], "synth_gap": ["base", "no_norm"]}
+    assert P.grouped_experiments(r, folds=True)["legacy"] == ["a+r0f1"]
+    assert "1 cross-validation fold records are hidden" in P.groups_note(r, False)
+    assert P.groups_table(P.grouped_experiments(r), width=1)["Names"].tolist() == ["a, … (1 more)", "base, … (1 more)"]
+
+
+def test_two_models_side_by_side_by_hand(tmp_path):
+    """Averaged over seeds A's |error| is the mean over its two seeds; per seed it is that run's; B is exact."""
+    r = _pair_results(tmp_path)
+    mean = P.pair_predictions(r, "mosi_std", "a", "b")
+    assert mean["abs_err_a"].tolist() == [1.5, 0.5, 2.5, 1.5] and mean["abs_err_b"].tolist() == [0.0] * 4
+    assert mean["seeds_a"].tolist() == [2] * 4
+    one = P.pair_predictions(r, "mosi_std", "a", "b", seed=1)
+    assert one["abs_err_a"].tolist() == [2.0, 0.0, 2.0, 1.0]
+    with pytest.raises(FileNotFoundError, match=r"seeds of 'mosi_std_b': \[1\]"):
+        P.pair_predictions(r, "mosi_std", "a", "b", seed=2)
+    with pytest.raises(FileNotFoundError, match="models there: a, b"):
+        P.pair_predictions(r, "mosi_std", "a", "c")
+    assert P.side(mean, "a")[["pred", "abs_err", "err"]].values.tolist() == [
+        [1.5, 1.5, -1.5], [0.5, 0.5, 0.5], [-0.5, 2.5, 2.5], [2.5, 1.5, 1.5]]  # one model's view, for worst_table
+    s = P.pair_summary(mean, "a", "b").set_index("Model")
+    assert s.loc["a", "MAE"] == 1.5 and s.loc["b", "Closer to the label (%)"] == 100.0
+    v = P.per_video_pair(mean)
+    assert v["Video"].tolist() == ["vidA", "vid_B"] and v["B − A"].tolist() == [-1.0, -2.0]
+    assert P.per_seed_table(r, "mosi_std", "a", "b").fillna(-1).values.tolist() == [[1, 1.25, 0.0], [2, 1.75, -1]]
+    u = P.utterance_pair_table(mean, 1, {"vid_B_1": "BAD"})
+    assert u["Utterance"].tolist() == ["vid_B_1"] and u["Transcript"].tolist() == ["BAD"]
+
+
+def test_filters_by_video_label_and_text(tmp_path):
+    df = P.pair_predictions(_pair_results(tmp_path), "mosi_std", "a", "b")
+    out, note = P.filter_pairs(df, video="vid_B")
+    assert out["id"].tolist() == ["vid_B_1", "vid_B_12"] and "video 'vid_B'" in note
+    out, _ = P.filter_pairs(df, label_min=0.5, label_max=3.0)
+    assert out["id"].tolist() == ["vidA_1", "vid_B_12"]
+    texts = {"vidA_1": "A Good film", "vidA_2": "ok", "vid_B_1": "bad", "vid_B_12": "good and bad"}
+    out, note = P.filter_pairs(df, text="GOOD", texts=texts)
+    assert out["id"].tolist() == ["vidA_1", "vid_B_12"] and note.startswith("2 of 4 utterances")
+    out, note = P.filter_pairs(df, text="good")
+    assert len(out) == 4 and "no transcript filter" in note
 
 
 def test_explore_rejects_unknown_parameters(tmp_path):
@@ -129,6 +204,22 @@ def test_explore_rejects_unknown_parameters(tmp_path):
 
 
 def test_explore_under_nbval():
-    r = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", str(NOTEBOOK), "-q", "-p", "no:cacheprovider"],
+    r = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-kernel-name", "python3", str(NOTEBOOK),
+                        "-q", "-p", "no:cacheprovider"],
                        cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ.copy())
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_controls_switch_setting_and_models_headless(tmp_path):
+    """The notebook's interactive controls build without a front end; a new setting offers its own models."""
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    r = _pair_results(tmp_path)
+    w = P.controls(r, P.grouped_experiments(r), "mosi_std", "a", "b").widget
+    setting, a, b = w.children[:3]
+    assert [c.description for c in w.children[:7]] == ["setting", "model A", "model B", "seed (0: mean)", "video",
+                                                       "labels", "transcript"]
+    setting.value = "synth_gap"
+    assert tuple(a.options) == tuple(b.options) == ("base", "no_norm")

@@ -251,7 +251,7 @@ def test_extras_alignment_gate_bench_notebooks_env(tmp_path):
     assert bench["results"]["ms_per_step"].tolist() == [12.5, 20.0]
     assert bench["summary"].values.tolist() == [["device", "fake CPU"]]
     links = R.notebook_links(tmp_path, tmp_path / "book")
-    assert links.count("{download}") == 6 and "../notebooks/" in links
+    assert links.count("<a href=") == 6 and links.count("/notebooks/") == 6 and "{download}" not in links
     assert "(incomplete)" not in links and links.count("\n") == 5  # one line per experiment
     env = R.env_frame(tmp_path)
     table = R.compute_table(env)

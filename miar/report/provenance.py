@@ -1,17 +1,23 @@
 """The reproducibility appendix: compute used per experiment, the software environment of the runs,
-benchmark JSON files as tables, and download links to the executed notebooks."""
+benchmark JSON files as tables, and links to the executed notebooks and other files in the repository."""
 
 from __future__ import annotations
 
 import json
 import os
+from html import escape as html_escape
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
 from miar.pooled import FOLD_DIR
 from miar.report.formatting import sig, words
 from miar.report.io import notebooks
+
+# $MIAR_BOOK_HTML is set by the book's Sphinx extension (miar.report.sphinx) for the kernels that execute the
+# pages; $MIAR_REPO_URL (and $MIAR_REPO_BRANCH) by whoever builds a site to publish.
+HTML_ENV, REPO_URL_ENV, REPO_BRANCH_ENV = "MIAR_BOOK_HTML", "MIAR_REPO_URL", "MIAR_REPO_BRANCH"
 
 
 def compute_table(env: pd.DataFrame) -> pd.DataFrame:
@@ -87,19 +93,36 @@ def bench_tables(path: Path) -> dict[str, pd.DataFrame]:
     return {**summary, **tables}
 
 
-def notebook_links(results: str | Path, doc_dir: str | Path) -> str:
-    """A MyST list of the executed notebooks: one line per experiment, each run a download link (marked when
-    its run record is not complete: the run failed or is still running)."""
+def repo_link(path: str | Path, text: str, page_dir: str = "book") -> str:
+    """An HTML link to a file of the repository, to put in a page's MyST output instead of a ``{download}``
+    (which would copy the file into the built site). To ``$MIAR_REPO_URL/blob/<$MIAR_REPO_BRANCH or main>/<path>``
+    when the build is given the repository's web address (a published site), else relative from the built page
+    (in ``$MIAR_BOOK_HTML/<page_dir>/``, which the book's Sphinx extension sets) to the file where it lies, which
+    works while the site is read from the clone it was built in (``_build/html``)."""
+    path = Path(path).resolve()
+    if os.environ.get(REPO_URL_ENV):
+        repo = Path(__file__).resolve().parents[2]
+        rel = path.relative_to(repo).as_posix() if path.is_relative_to(repo) else path.name
+        href = f"{os.environ[REPO_URL_ENV].rstrip('/')}/blob/{os.environ.get(REPO_BRANCH_ENV) or 'main'}/{rel}"
+    else:
+        html = Path(os.environ.get(HTML_ENV) or Path(__file__).resolve().parents[2] / "_build" / "html")
+        href = Path(os.path.relpath(path, html.resolve() / page_dir)).as_posix()
+    return f'<a href="{quote(href, safe="/:.+_-~")}">{html_escape(text)}</a>'
+
+
+def notebook_links(results: str | Path, doc_dir: str | Path | None = None) -> str:
+    """A MyST list of the executed notebooks: one line per experiment, each run a link to its notebook in the
+    repository (:func:`repo_link`; marked when its run record is not complete: the run failed or is still
+    running). ``doc_dir`` is not used (the links start from the built page)."""
     groups: dict[str, list[str]] = {}
     for nb in notebooks(results):
         exp = nb.parent.relative_to(Path(results) / "notebooks").as_posix()
-        rel = Path(os.path.relpath(nb.resolve(), Path(doc_dir).resolve())).as_posix()
         name = "alignment analysis" if nb.stem == ALIGNMENT_NOTEBOOK else nb.stem
         mark = "" if notebook_done(results, exp, nb.stem) else " (incomplete)"
         fold = FOLD_DIR.match(exp)  # the cross-fitted folds of one experiment share its line (r<R>f<F>/<run>)
-        line = f"`{fold['experiment']}` (cross-fitted folds, r<repeat>f<fold>/run)" if fold else f"`{exp}`"
+        line = f"`{fold['experiment']}` (cross-fitted folds, `r<repeat>f<fold>/run`)" if fold else f"`{exp}`"
         name = f"r{fold['repeat']}f{fold['fold']}/{name}" if fold else name
-        groups.setdefault(line, []).append(f"{{download}}`{name} <{rel}>`{mark}")
+        groups.setdefault(line, []).append(repo_link(nb, name) + mark)
     return "\n".join(f"- {line}: " + ", ".join(links) for line, links in groups.items())
 
 

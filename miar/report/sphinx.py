@@ -1,6 +1,8 @@
 """``miar.report`` as a Sphinx extension (``_config.yml``: ``extra_extensions: [miar.report]``): it makes every
 page depend on ``results/``, so an incremental build re-executes all pages when any result changed (:func:`setup`),
-and it keeps the build's terminal output to what a reader needs (:class:`QuietConfigDumps`)."""
+it tells the pages' kernels where the HTML goes (:func:`_export_locations`, for links into the repository), it
+drops scripts that a page would otherwise load twice (:func:`_dedupe_scripts`), and it keeps the build's terminal
+output to what a reader needs (:class:`QuietConfigDumps`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from miar.report.provenance import HTML_ENV
 from miar.report.study import RESULTS_ENV
 
 
@@ -50,9 +53,31 @@ class QuietConfigDumps(logging.Filter):
         return not text.startswith(("myst v", "myst-nb v"))
 
 
+def _export_locations(app) -> None:
+    """``builder-inited``: the HTML output directory as ``$MIAR_BOOK_HTML``, which the kernels that execute the
+    pages inherit: :func:`miar.report.provenance.repo_link` links files of the repository from there instead of
+    copying them into the site. (Not ``_config.yml``'s ``repository: url``: jupyter-book fills it with its own
+    repository when unset; a published build sets ``$MIAR_REPO_URL`` instead.)"""
+    os.environ[HTML_ENV] = str(app.outdir)
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    """``html-page-context``: each script once. sphinx-thebe registers its inline configuration twice (two
+    ``const THEBE_JS_URL`` declarations: a console error on every page)."""
+    seen, kept = set(), []
+    for js in context.get("script_files", []):
+        key = (getattr(js, "filename", None) or "", tuple(sorted((getattr(js, "attributes", None) or {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    context["script_files"] = kept
+
+
 def setup(app) -> dict:
     """``miar.report`` as a Sphinx extension (``_config.yml``: ``sphinx: extra_extensions``)."""
     app.connect("env-get-outdated", _outdated)
+    app.connect("builder-inited", _export_locations)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
     for handler in logging.getLogger("sphinx").handlers:
         if not any(isinstance(f, QuietConfigDumps) for f in handler.filters):
             handler.addFilter(QuietConfigDumps())
