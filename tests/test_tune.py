@@ -67,11 +67,11 @@ def test_sigkill_of_the_driver_then_restart_gives_the_same_study(uninterrupted, 
             time.sleep(0.2)
         assert len(_trial_dirs(results)) >= 2, "the search never got going"
         os.killpg(proc.pid, signal.SIGKILL)  # the driver, its LocalCluster's workers and their kernels
-        proc.wait()
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.wait(timeout=30)
     assert len(_trial_dirs(results)) < N, "the search finished before it was killed: nothing was tested"
     r = subprocess.run(_tune(results), env=env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
