@@ -14,7 +14,7 @@ from miar import __version__
 from miar.config import ConfigError, experiment_path, list_experiments
 from miar.data.batch import DataError
 from miar.errors import os_error_line
-from miar.interrupt import install_sigint_watchdog
+from miar.interrupt import Terminated, install_sigint_watchdog
 from miar.records import RecordError
 from miar.study.plan import list_sweeps, sweep_path
 
@@ -248,9 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory (reduce the sizes in the config)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (interrupt.Terminated): the same orderly stop
+        terminated = isinstance(e, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":
