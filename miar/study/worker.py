@@ -25,6 +25,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from miar.records import is_complete
 from miar.study import staging
+from miar.study.lock import fenced
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # miar/
 PACKAGE_ROOT = PACKAGE_DIR.parent  # the directory that holds miar/
@@ -89,7 +90,13 @@ class KernelPlugin(WorkerPlugin):
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu_slice(worker.name, self.local_gpus, _visible_gpus())
 
     def teardown(self, worker) -> None:
+        """Stop the kernels when the worker closes; not when the plugin is only removed (its sweep ended, or a
+        plugin of the same name replaced it) while the worker runs other sweeps' notebooks in them."""
         import sys
+
+        from distributed.core import Status
+        if getattr(worker, "status", None) in (Status.running, Status.paused):
+            return
         engine = sys.modules.get("miar.study.papermill_engine")
         if engine is not None:
             engine.shutdown_all()
@@ -132,7 +139,8 @@ def execute_run(job: dict) -> dict:
     """The task: run ``job`` (built by :func:`miar.study.executor.job`) staged, then commit it.
 
     Returns ``{"key", "error", "seconds", "outcome"}``, outcome ``committed`` (this attempt's files are the
-    run's), ``duplicate`` (another attempt committed first: this one is discarded) or ``refused``."""
+    run's), ``duplicate`` (another attempt committed first: this one is discarded), ``fenced`` (the sweep that
+    started it no longer holds the results lock: discarded, see :mod:`miar.study.lock`) or ``refused``."""
     t0 = time.time()
     out = {"key": job["key"], "error": None, "outcome": "refused", "started": t0}
     if job.get("fingerprint") not in (None, fingerprint()):
@@ -151,10 +159,14 @@ def execute_run(job: dict) -> dict:
     if err is not None:
         nb.with_suffix(".log").write_bytes(log)
     out["files"] = staging.digest([cwd / run_rel, nb])
-    won = staging.commit(cwd / run_rel, cwd / job["parameters"]["run_dir"],
-                         [(nb, final_nb), (nb.with_suffix(".log"), final_nb.with_suffix(".log"))],
-                         stale=[final_nb.with_suffix(".log")] if err is None else [])
+    with fenced(cwd / job.get("results", "."), job.get("fence")) as current:  # its sweep still holds the results
+        won = current and staging.commit(cwd / run_rel, cwd / job["parameters"]["run_dir"],
+                                         [(nb, final_nb), (nb.with_suffix(".log"), final_nb.with_suffix(".log"))],
+                                         stale=[final_nb.with_suffix(".log")] if err is None else [])
     staging.discard(attempt)
+    if not current:
+        return dict(out, error="its sweep had ended (results lock released): not committed", outcome="fenced",
+                    seconds=time.time() - t0)
     return dict(out, error=err, outcome="committed" if won else "duplicate", seconds=time.time() - t0)
 
 
