@@ -123,3 +123,32 @@ def test_a_worker_that_does_not_answer_is_one_line_and_the_record_is_kept(cluste
     finally:
         os.kill(victim.pid, signal.SIGCONT)
     cluster.wait_for_workers(2)
+
+
+@pytest.mark.slow
+def test_two_sweeps_on_one_cluster_both_complete(cluster, tmp_path):
+    """Two sweeps at once on one cluster, each with its own results: every run of each recorded once, none
+    failed because the other's plugin stopped its kernel."""
+    import subprocess
+    import sys
+
+    from test_dask import _exactly_once
+    procs = []
+    for i in range(2):
+        sweep = _sweep(tmp_path / f"s{i}.yaml", [1, 2])
+        procs.append(subprocess.Popen([sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results",
+                                       str(tmp_path / f"r{i}"), "--scheduler", cluster.address], cwd=tmp_path,
+                                      env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                      start_new_session=True))
+    errs = []
+    try:
+        for p in procs:
+            errs.append(p.communicate(timeout=600)[1])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=30)
+    assert [p.returncode for p in procs] == [0, 0], [e[-2000:] for e in errs]
+    for i in range(2):
+        _exactly_once(tmp_path / f"r{i}", [1, 2])
