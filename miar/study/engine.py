@@ -9,7 +9,8 @@ not answer within :data:`CONNECT_TIMEOUT_S` is one line (:class:`EngineError`). 
 task; a mismatch is one line. A worker that does not answer within :data:`WORKER_ANSWER_S` is one line too
 (:func:`ask_workers`). Each worker gets a :class:`~miar.study.worker.KernelPlugin` (its kernels stop with it)
 registered under a name of this driver's own: two sweeps (or sweep, tune and align) on one cluster each add
-theirs, and neither replaces the other's, whose teardown used to stop the kernels the other sweep was running. ``gpus_per_run`` makes each run ask for ``GPU`` worker resources (LocalCluster workers get that many each;
+theirs, and neither replaces the other's, whose teardown used to stop the kernels the other sweep was running.
+``gpus_per_run`` makes each run ask for ``GPU`` worker resources (LocalCluster workers get that many each;
 an existing cluster's workers declare theirs: ``dask worker --resources GPU=1``).
 
 :func:`run_tasks` submits one task per job and yields each result as it completes. On Ctrl-C (or any error)
@@ -117,16 +118,24 @@ def _stderr_aside():
     """Processes started in the block (the LocalCluster's workers) write their stderr to an anonymous temporary
     file, not to this process's terminal: a terminal's Ctrl-C reaches the whole process group, and each worker
     would print its own KeyboardInterrupt traceback while the driver stops them in order. A run's failure is in
-    its own log (the kernel's output), the driver reports what the workers did."""
+    its own log (the kernel's output) and the driver names it; if the start itself fails (not an interrupt),
+    the end of what was written meanwhile is shown, so the reason is not lost."""
     sys.stderr.flush()
     saved, log = os.dup(2), tempfile.TemporaryFile()
     os.dup2(log.fileno(), 2)
+    failed = False
     try:
         yield
+    except Exception:
+        failed = True
+        raise
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+        if failed:
+            log.seek(0)
+            sys.stderr.write(log.read()[-4000:].decode(errors="replace"))
         log.close()  # the workers keep their own descriptor of it
 
 
@@ -143,7 +152,9 @@ def connect(workers: int = 1, scheduler: str | None = None, scheduler_file: str 
     try:
         if scheduler is None and scheduler_file is None:
             scratch = Path(tempfile.mkdtemp(prefix="miar-cluster-"))
-            with held(), _stderr_aside():  # Ctrl-C or SIGTERM now is delivered once there is a cluster to stop
+            # Ctrl-C or SIGTERM now is delivered once there is a cluster to stop; held() ends first, so a start
+            # that failed because the signal reached the workers reads as the interrupt it was
+            with _stderr_aside(), held():
                 cluster = _local_cluster(workers, gpus_per_run, scratch)
                 client = Client(cluster, set_as_default=False)
         else:
