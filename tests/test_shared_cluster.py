@@ -63,19 +63,40 @@ def test_the_lock_token_fences_commits(tmp_path):
         assert ok
 
 
+def _job(tmp_path: Path, seed: int, fence):
+    _, (run,) = load_sweep(str(_sweep(tmp_path / "s.yaml", [seed])))
+    results = Path("results")
+    prepare([run], results)
+    return run, results, job(run, notebooks_dir() / "train.ipynb", results, results / STAGING / "test", fence=fence)
+
+
+def test_a_run_queued_when_its_sweep_ended_does_not_start(tmp_path, monkeypatch):
+    """A task that starts after its driver released the results lock runs nothing and writes nothing."""
+    monkeypatch.chdir(tmp_path)
+    with results_lock(Path("results")) as token:
+        pass
+    run, results, j = _job(tmp_path, 6, token)
+    out = execute_run(j)
+    assert out["outcome"] == "fenced" and "not committed" in out["error"], out
+    assert not run.run_dir(results).exists() and not (results / STAGING).exists()
+
+
 def test_a_run_that_outlives_its_sweep_is_not_committed(cluster, tmp_path, monkeypatch):
-    """A run still executing after its driver released the results lock (Ctrl-C with a wedged scheduler)
-    used to commit its record 12 s later; now the worker finds the token gone and discards it."""
+    """A run still executing when its driver released the results lock (Ctrl-C with a wedged scheduler) used
+    to commit its record seconds later; now the worker finds the token gone at its commit and discards it."""
     from distributed import Client
 
     monkeypatch.chdir(tmp_path)
-    _, (run,) = load_sweep(str(_sweep(tmp_path / "s.yaml", [7])))
     results = Path("results")
-    with results_lock(results):
-        prepare([run], results)
-        j = job(run, notebooks_dir() / "train.ipynb", results, results / STAGING / "test", fence=current_token(results))
-    with Client(cluster.address, set_as_default=False) as client:  # the driver is gone; the run executes now
-        out = client.submit(execute_run, j, pure=False).result(timeout=300)
+    with Client(cluster.address, set_as_default=False) as client:
+        with results_lock(results) as token:
+            run, _, j = _job(tmp_path, 7, token)
+            fut = client.submit(execute_run, j, pure=False)
+            deadline = time.time() + 120
+            while not list((results / STAGING / "test").rglob("*.ipynb")):  # the notebook is executing
+                assert time.time() < deadline and not fut.done(), "the run never started"
+                time.sleep(0.05)
+        out = fut.result(timeout=300)  # the driver is gone; the run finishes now
     assert out["outcome"] == "fenced" and "not committed" in out["error"], out
     assert not run.run_dir(results).exists() and not run.notebook_path(results).exists()
     assert list((results / STAGING / "test").iterdir()) == []
