@@ -1,12 +1,12 @@
 """One sweep (or alignment, or tuning driver) at a time on a results directory, and no commit after it ends.
 
 :func:`results_lock` holds ``results/.sweep.lock`` for the whole sweep and writes a fresh token into
-``results/.sweep.token``; the workers' jobs carry that token (:func:`current_token`, read by the executor while
-the lock is held). A worker commits a run only inside :func:`fenced`, which holds ``results/.sweep.fence``
-shared and checks the token is still there. On its way out the driver takes the fence exclusively and removes
-the token: a commit already under way finishes first, and every later one (a run a worker kept executing
-after Ctrl-C, its scheduler too wedged to cancel it) finds no token and is discarded, never written into a
-results directory whose driver is gone or that another sweep now holds.
+``results/.sweep.lock.token``; the workers' jobs carry that token (:func:`current_token`, read by the executor
+while the lock is held). A worker commits a run only inside :func:`fenced`, which holds
+``results/.sweep.lock.fence`` shared and checks the token is still there. On its way out the driver takes the
+fence exclusively and removes the token: a commit already under way finishes first, and every later one (a run
+a worker kept executing after Ctrl-C, its scheduler too wedged to cancel it) finds no token and is discarded,
+never written into a results directory whose driver is gone or that another sweep now holds.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from miar.config import ConfigError
 from miar.records import atomic_write
 
-TOKEN, FENCE = ".sweep.token", ".sweep.fence"
+TOKEN, FENCE = ".sweep.lock.token", ".sweep.lock.fence"  # beside the lock (and ignored by git with it)
 FENCE_WAIT_S = 10.0  # how long the driver leaving waits for a commit in progress (one rename: milliseconds)
 
 
