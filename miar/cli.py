@@ -14,7 +14,7 @@ from pathlib import Path
 from miar import __version__
 from miar.config import experiment_path, list_experiments
 from miar.errors import UserError, os_error_line
-from miar.interrupt import install_sigint_watchdog
+from miar.interrupt import Terminated, install_sigint_watchdog
 from miar.study.arguments import check_results
 from miar.study.plan import list_sweeps, sweep_path
 
@@ -96,7 +96,8 @@ def _align(args) -> int:
 
 def _tune(args) -> int:
     from miar.study.arguments import check_tune
-    from miar.study.tune import report, run_tune
+    from miar.study.tune import run_tune
+    from miar.study.tune_report import report
     results = check_results("results/tune" if args.results is None else args.results)
     check_tune(args.trials, args.seeds, args.batch, args.workers, args.confirm_seeds)
     if args.report:
@@ -291,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory (reduce the sizes in the config)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (interrupt.Terminated): the same orderly stop
+        terminated = isinstance(e, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ class Cluster:
                 p.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 os.kill(p.pid, signal.SIGKILL)
-                p.wait()
+                p.wait(timeout=30)
         _, alive = psutil.wait_procs(family, timeout=3)
         for p in alive:  # a kernel whose worker was killed and that has not noticed yet
             try:

@@ -106,7 +106,7 @@ def test_data_check_cli_exit_2_one_line_writes_nothing(tmp_path, how):
     path.write_bytes(pickle.dumps(apply(mmsa(np.random.default_rng(1)), how, "valid")))
     before = sorted(p.name for p in tmp_path.iterdir())
     r = subprocess.run([sys.executable, "-m", "miar.cli", "data", "check", str(path)],
-                       capture_output=True, text=True, cwd=tmp_path)
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "bad.pkl" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before

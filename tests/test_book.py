@@ -60,7 +60,7 @@ def offline_prefix() -> list[str]:
     the machine does not allow it (then the build still runs, unisolated)."""
     if not (shutil.which("unshare") and shutil.which("ip")):
         return []
-    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True)
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, timeout=30)
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] if probe.returncode == 0 else []
 
 

@@ -11,7 +11,7 @@ from miar.cli import main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "miar.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "miar.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_train_smoke_cli(tmp_path, capsys):

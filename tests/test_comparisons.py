@@ -122,7 +122,7 @@ def test_different_test_sets_cannot_be_compared(fake):
 def test_margins_history_is_in_git():
     """A margin changed after seeing results must show in git history: the file is tracked."""
     out = subprocess.run(["git", "log", "--format=%h", "--", "miar/experiments/margins.yaml"], cwd=REPO,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         pytest.skip("not a git checkout")
     assert out.stdout.strip(), "margins.yaml is committed"

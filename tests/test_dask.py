@@ -95,12 +95,12 @@ def test_sigkill_of_a_worker_mid_run(cluster, tmp_path):
             time.sleep(0.2)
         assert victim is not None, "no worker ever ran a notebook"
         os.kill(victim.pid, signal.SIGKILL)
-        victim.wait()
+        victim.wait(timeout=30)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.wait(timeout=30)
         cluster.start_worker()  # the next test gets two workers again
     assert proc.returncode == 0, err[-2000:]
     _exactly_once(results, seeds)

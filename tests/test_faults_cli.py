@@ -88,11 +88,11 @@ def test_cli_on_a_tiny_full_disk(tmp_path):
     """A real tmpfs of 1 MiB: the run's free-space check refuses before training, naming the directory."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, timeout=30).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         r = run(["train", "smoke", "--set", "train.epochs=1", "--run-dir", mnt / "run"], cwd=tmp_path)
         one_line(r.returncode, r.stderr, str(mnt / "run"), "MiB free")
         assert not (mnt / "run").exists()  # the directory the check made is gone again
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)

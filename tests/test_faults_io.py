@@ -274,19 +274,19 @@ def tmpfs(tmp_path):
 
     def mount(size: str = "4m", ro: bool = False) -> Path:
         opts = f"size={size}" + (",ro" if ro else "")
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)], capture_output=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)], capture_output=True, timeout=30)
         if r.returncode:
             pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
         mounted.append(point)
         return point
 
     def remount_ro() -> None:
-        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True, timeout=30)
 
     mount.remount_ro = remount_ro
     yield mount
     for p in mounted:
-        subprocess.run(["umount", "-l", str(p)], check=False)
+        subprocess.run(["umount", "-l", str(p)], check=False, timeout=30)
 
 
 def test_really_full_disk_in_collect(record, tmpfs):

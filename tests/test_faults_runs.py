@@ -147,8 +147,17 @@ def test_two_concurrent_trains_into_one_dir_one_wins(tmp_path):
     args = [sys.executable, "-m", "miar.cli", "train", "smoke", "--set", "train.progress=false",
             "--set", "train.epochs=3", "--run-dir", str(run_dir)]
     procs = [subprocess.Popen(args, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
-    outs = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+                              text=True, start_new_session=True) for _ in range(2)]
+    outs = []  # (exit code, stderr) of each
+    try:
+        for p in procs:
+            err = p.communicate(timeout=300)[1]
+            outs.append((p.returncode, err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=30)
     assert sorted(rc for rc, _ in outs) == [0, 2], outs
     one_line(*next(o for o in outs if o[0] == 2))
     assert record_problem(run_dir, identity=False) is None
@@ -207,7 +216,7 @@ def test_sigint_stops_a_sweep_promptly_and_the_rerun_completes_it(tmp_path, targ
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.wait(timeout=30)
         errfile.close()
     err = (tmp_path / "sweep.err").read_text()
     assert rc == 130, err[-2000:]
@@ -260,9 +269,24 @@ def test_sweep_docstring_names_the_thread_default():
     assert "torch takes its default thread count from it (with" not in executor.__doc__
 
 
+def _wait_for_line(path: Path, proc: subprocess.Popen, timeout: float) -> str:
+    """The first whole line ``proc`` writes to ``path``, polled (a pipe's readline could block for good)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if "\n" in text:
+            return text.split("\n", 1)[0]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    pytest.fail(f"no line from the child within {timeout} s (exit {proc.poll()})")
+
+
 def test_sigint_exits_130_even_when_the_teardown_hangs(tmp_path):
     """The CLI's last resort: a cleanup that never returns (a stuck Dask close, a thread joined at exit) is cut
-    after interrupt.EXIT_GRACE_S, its children killed, exit 130."""
+    after interrupt.EXIT_GRACE_S, its children killed, exit 130. The child holds none of the script's output
+    (a file each, not pipes), so whether it is alive is checked the moment the script exits, and nothing read
+    afterwards can wait for the child's own end."""
     script = tmp_path / "hang.py"
     script.write_text(
         "import signal, subprocess, sys, time\n"
@@ -270,27 +294,36 @@ def test_sigint_exits_130_even_when_the_teardown_hangs(tmp_path):
         "interrupt.EXIT_GRACE_S = 1.0\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own start-up state, however started\n"
         "interrupt.install_sigint_watchdog()\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],\n"
+        "                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
         "print(child.pid, signal.getsignal(signal.SIGINT) is interrupt.on_sigint, flush=True)\n"
         "try:\n"
         "    time.sleep(600)\n"
         "except KeyboardInterrupt:\n"
         "    time.sleep(600)  # the teardown that hangs\n")
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("w") as o, err.open("w") as e:
+        proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env(), stdout=o, stderr=e,
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    child = None
     try:
-        pid, installed = proc.stdout.readline().split()
+        pid, installed = _wait_for_line(out, proc, 60).split()
         child = int(pid)
         assert installed == "True", "the watchdog was not installed"
+        assert _alive([child]) == [child], "the child is not running: the check below could not fail"
         t0 = time.time()
         os.kill(proc.pid, signal.SIGINT)
         rc = proc.wait(timeout=30)
+        stopped = time.time() - t0
+        time.sleep(0.3)
+        survivors = _alive([child])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    err = proc.stderr.read()
-    assert rc == 130 and time.time() - t0 < 30, (rc, err[-2000:])
-    assert "stopped hard" in err
-    time.sleep(0.3)
-    assert _alive([child]) == [], "the child outlived the hard exit"
+            proc.wait(timeout=30)
+        if child is not None and _alive([child]):
+            os.kill(child, signal.SIGKILL)
+    assert rc == 130 and stopped < 30, (rc, err.read_text()[-2000:])
+    assert "stopped hard" in err.read_text()
+    assert survivors == [], "the child outlived the hard exit"

@@ -97,7 +97,7 @@ def stop(proc: subprocess.Popen) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
-    proc.wait()
+    proc.wait(timeout=30)
 
 
 def test_make_lab_runs_explore_through_its_kernel(lab, tmp_path):

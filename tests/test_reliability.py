@@ -42,7 +42,7 @@ def test_second_sweep_on_the_same_results_is_refused(tmp_path):
         with pytest.raises(SweepLocked, match="another sweep is running.*pid"):
             run_sweep(str(sweep), results=tmp_path / "results", progress=False)
     r = subprocess.run([sys.executable, "-m", "miar.cli", "sweep", str(sweep), "--results",
-                        str(tmp_path / "results"), "--dry-run"], capture_output=True, text=True, env=env())
+                        str(tmp_path / "results"), "--dry-run"], capture_output=True, text=True, env=env(), timeout=300)
     assert r.returncode == 0  # a dry run reads, it takes no lock
 
 
@@ -58,7 +58,7 @@ def test_sigkill_mid_sweep_then_rerun_records_every_run_exactly_once(tmp_path):
         time.sleep(0.2)
     assert is_complete(first) and notebook_problem(first_nb) is None, "the first run never completed"
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep, its worker and its kernel, mid-sweep
-    proc.wait()
+    proc.wait(timeout=30)
     time.sleep(2)  # an orphaned kernel notices its parent died and exits
     # complete: the record and the executed notebook (a record whose notebook was still being written is redone)
     done_before = {d.name: digest(d) for d in (results / "runs" / "smoke").iterdir() if is_complete(d)
@@ -103,7 +103,7 @@ def test_killing_only_the_sweep_process_leaves_no_orphan_writer(tmp_path):
         time.sleep(0.2)  # a kernel is running a notebook
     started = list((results / "notebooks").rglob("*.ipynb"))
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=30)
     assert started, "the sweep never started a notebook: nothing was tested"
     time.sleep(5)  # ipykernel notices a dead parent within a second or two
     assert processes_in(tmp_path) == [], "workers or kernels outlived the sweep"

@@ -111,7 +111,7 @@ def test_notebooks_are_stripped_and_stay_so():
     assert "notebooks/*.ipynb filter=nbstripout" in (PACKAGE.parent / ".gitattributes").read_text()
     for nb in sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")):
         stripped = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t", str(nb)],
-                                  capture_output=True, text=True, check=True).stdout
+                                  capture_output=True, text=True, check=True, timeout=120).stdout
         assert stripped == nb.read_text(), f"{nb.name} has outputs or metadata nbstripout removes"
 
 

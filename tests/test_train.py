@@ -68,7 +68,7 @@ print(json.dumps(fit(cfg, sys.argv[1])["test"]))
 
 def test_same_seed_identical_metrics_across_processes(tmp_path):
     outs = [subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / f"r{i}")], capture_output=True,
-                           text=True, check=True).stdout.strip().splitlines()[-1] for i in range(2)]
+                           text=True, check=True, timeout=300).stdout.strip().splitlines()[-1] for i in range(2)]
     assert json.loads(outs[0]) == json.loads(outs[1])
 
 

@@ -25,7 +25,10 @@ first on ``PYTHONPATH``, and the driver refuses workers whose ``miar`` differs f
 
 Executed notebooks are written atomically (:mod:`miar.study.notebook_io`), and a run is complete only when its
 record and its notebook are whole (:func:`miar.study.plan.status`). Ctrl-C (SIGINT) cancels the queued runs,
-stops the workers and their kernels and exits 130; the next invocation redoes the interrupted runs.
+stops the workers and their kernels and exits 130; SIGTERM does the same and exits 143
+(:mod:`miar.interrupt`); the next invocation redoes the interrupted runs. Each job carries the results lock's
+token, and a worker commits only while that token is current (:func:`miar.study.lock.fenced`): a run that
+outlives its sweep is discarded.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from miar import config as C
-from miar.study.lock import results_lock
+from miar.study.lock import current_token, results_lock
 from miar.study.notebook_io import temporary
 from miar.study.plan import Run, load_sweep, status
 from miar.study.record import write_sweep_record
@@ -48,12 +51,15 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds m
 STAGING = ".staging"  # DIR/.staging/<sweep>/<attempt>/: where workers write before they commit
 
 
-def job(run: Run, notebook: Path, results: Path, staging: Path, reuse_kernel: bool = True) -> dict:
-    """The task's description of one run (plain data: it travels to the worker)."""
+def job(run: Run, notebook: Path, results: Path, staging: Path, reuse_kernel: bool = True,
+        fence: str | None = None) -> dict:
+    """The task's description of one run (plain data: it travels to the worker); ``fence``: the results lock's
+    token (:func:`miar.study.lock.fenced`), without which the worker will not commit."""
     from miar.study.worker import fingerprint
     run_dir = run.run_dir(results)
     return {"key": run.key, "display": run.display, "name": run.name, "notebook": str(notebook),
             "output": str(run.notebook_path(results)), "cwd": os.getcwd(), "staging": str(staging),
+            "results": str(results), "fence": fence,
             "reuse_kernel": reuse_kernel, "fingerprint": fingerprint(fresh=True),
             "parameters": {"experiment": run.experiment, "seed": run.seed,
                            "overrides": list(run.overrides), "run_dir": str(run_dir)}}
@@ -173,7 +179,8 @@ def execute_on(client, todo: list[Run], notebook: Path, results: Path, desc: str
     shutil.rmtree(results / STAGING, ignore_errors=True)  # a killed driver's attempts: no sweep is running
     staging = results / STAGING / f"{os.getpid()}-{time.time_ns()}"
     prepare(todo, results)
-    jobs = [job(r, notebook, results, staging, reuse_kernel) for r in todo]
+    fence = current_token(results)  # the caller holds the lock: this sweep's
+    jobs = [job(r, notebook, results, staging, reuse_kernel, fence) for r in todo]
     try:
         return _gather(engine.run_tasks(client, execute_run, jobs, gpus_per_run, deadline=deadline), results,
                        {r.key: r for r in todo}, desc, progress, len(jobs))
@@ -181,8 +188,15 @@ def execute_on(client, todo: list[Run], notebook: Path, results: Path, desc: str
         shutil.rmtree(results / STAGING, ignore_errors=True)  # abandoned attempts; a late writer finds none
 
 
-def _threads(client) -> int:
-    found = {(i.get("omp_threads") or "1") for i in client.run(_omp).values()}
+def _threads(client) -> int | None:
+    """The workers' OMP thread count for the sweep record; None when a worker does not answer (the record is
+    written all the same)."""
+    from miar.study import engine
+    try:
+        answers = engine.ask_workers(client, _omp)
+    except engine.EngineError:
+        return None
+    found = {(i.get("omp_threads") or "1") for i in answers.values()}
     return int(found.pop()) if len(found) == 1 and next(iter(found), "1").isdigit() else 1
 
 

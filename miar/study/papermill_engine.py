@@ -28,6 +28,7 @@ import atexit
 import os
 import tempfile
 import threading
+import uuid
 
 from jupyter_core.utils import run_sync
 from papermill.clientwrap import PapermillNotebookClient
@@ -53,6 +54,13 @@ class KernelResetError(UserError, RuntimeError):
 
 class _Client(PapermillNotebookClient):
     reused = False
+
+    async def async_start_new_kernel_client(self):
+        """The client of a new kernel; the kernel's connection file is removed once both sides have read it, so
+        none is left behind when the worker is killed (the manager keeps the ports and key in memory)."""
+        kc = await super().async_start_new_kernel_client()
+        self.km.cleanup_connection_file()
+        return kc
 
     def papermill_execute_cells(self):
         if self.reused:  # silent, no history: the kernel's execution count is not advanced
@@ -100,6 +108,7 @@ class ReusedKernelEngine(NBClientEngine):
         client.reused = _km() is not None
         if _km() is None:
             _local.km = client.create_kernel_manager()
+            _place_connection_file(_local.km)
             with _lock:
                 _managers.add(_local.km)
         client.owns_km = False  # nbclient leaves the kernel running after the notebook
@@ -110,6 +119,15 @@ class ReusedKernelEngine(NBClientEngine):
             return client.execute(stdout=kernel_log(), stderr=kernel_log())
         finally:
             _local.kc = client.kc  # kept open for the next notebook (shutdown() stops it)
+
+
+def _place_connection_file(km) -> None:
+    """In ``$MIAR_KERNEL_DIR`` when the worker has one (a LocalCluster's: its driver removes the folder, so a
+    worker killed before its kernel was ready leaves no file behind); else where Jupyter puts it."""
+    folder = os.environ.get("MIAR_KERNEL_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        km.connection_file = os.path.join(folder, f"kernel-{uuid.uuid4().hex}.json")
 
 
 def _stop(km) -> None:

@@ -14,25 +14,33 @@ complete and re-run with the same parameters otherwise, and the finished study e
 ``--enqueue FILE`` adds known configurations first (:func:`miar.study.spaces.load_enqueue`; the baselines'
 published ones ship in ``miar/experiments/spaces/enqueue/``). ``--report`` prints the best trials and writes
 ``DIR/<experiment>-confirm.yaml``, a sweep that runs the best configuration with N seeds and the test split, and
-``DIR/<experiment>-best.yaml``, the chosen values that a sweep entry ``tuned: <experiment>`` applies.
+``DIR/<experiment>-best.yaml``, the chosen values that a sweep entry ``tuned: <experiment>`` applies
+(:mod:`miar.study.tune_report`).
 ``DIR`` is ``results/tune`` by default, apart from the study's results (``miar collect`` never sees trials).
+
+A study is bound to its definition (:mod:`miar.study.tune_identity`: the resolved experiment config's digest and
+the ``--set`` overrides are stored and checked on resume, and the reports carry the overrides), never overwrites
+another study's complete trial records, and can be shared by several drivers (:mod:`miar.study.tune_share`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import time
 from pathlib import Path
-
-import yaml
 
 from miar import config as C
 from miar.errors import ConfigError
-from miar.staged import write_together
 from miar.study.arguments import check_results, check_storage, check_tune
 from miar.study.lock import results_lock
 from miar.study.plan import Run, _entry_runs, notebooks_dir, status
 from miar.study.spaces import Param, load_enqueue, load_space, space_path
+from miar.study.tune_identity import definition, mismatch, refusal, refuse_overwrite
+from miar.study.tune_share import Driver, create_storage
+
+WAIT_S = 5.0  # how often a driver whose remaining trials another live driver runs looks again
 
 LOWER_IS_BETTER = {"mae", "mse", "rmse"}
 
@@ -68,7 +76,8 @@ def _settings(space: tuple[Param, ...], seeds, sampler: str, seed: int, batch: i
 
 
 def open_study(name: str, url: str, settings: dict, enqueue: list[dict] | None):
-    """Create or load the study; a loaded one must have been made with the same settings (one line if not)."""
+    """Create or load the study; a loaded one must have been made with the same settings (one line if not).
+    A definition key the study never stored (one older than :mod:`~miar.study.tune_identity`) is recorded now."""
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = "minimize" if settings["criterion"] in LOWER_IS_BETTER else "maximize"
@@ -78,10 +87,10 @@ def open_study(name: str, url: str, settings: dict, enqueue: list[dict] | None):
         study.set_user_attr("settings", settings)
         for params in enqueue or []:
             study.enqueue_trial(params, skip_if_exists=True)
-    elif stored != settings:
-        diff = next(k for k in settings if stored.get(k) != settings[k])
-        raise ConfigError(f"{url}: study {name} was made with {diff}={stored.get(diff)!r}, not "
-                          f"{settings[diff]!r}; resume it with the same settings or use another --storage")
+    elif (key := mismatch(stored, settings)) is not None:
+        raise refusal(url, name, key, stored.get(key), settings[key])
+    elif set(settings) - set(stored):
+        study.set_user_attr("settings", {**stored, **settings})
     return study
 
 
@@ -129,13 +138,22 @@ def _finished(study) -> int:
     return sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in study.trials)
 
 
-def _batch(study, space, settings: dict, n_trials: int) -> list:
-    """The trials to run now: those asked and never told (a crashed driver's), topped up to a batch."""
+def _batch(study, space, settings: dict, n_trials: int, driver: Driver) -> list:
+    """The trials this driver runs now: those asked and never told whose driver is gone (a crashed one's),
+    topped up to a batch; a live driver's trials are left to it (empty when it runs all that remain)."""
     from optuna.trial import TrialState
-    running = [_complete(study, t, space, settings) for t in study.trials if t.state == TrialState.RUNNING]
-    while len(running) < min(settings["batch"], n_trials - _finished(study)):
-        running.append(_ask(study, space, settings))
-    return sorted(running, key=lambda t: t.number)
+    with driver.asking():
+        running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+        orphans = [t for t in running if not driver.alive(t.user_attrs.get("driver"))]
+        batch = []
+        for t in orphans:
+            driver.claim(study, t._trial_id)
+            batch.append(_complete(study, t, space, settings))
+        held = len(running) - len(orphans)  # by live drivers
+        while len(batch) < min(settings["batch"], n_trials - _finished(study) - held):
+            batch.append(_ask(study, space, settings))
+            driver.claim(study, batch[-1]._trial_id)
+    return sorted(batch, key=lambda t: t.number)
 
 
 def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=(1111,),
@@ -143,33 +161,48 @@ def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=
              sampler_seed: int = 0, enqueue: str | None = None, cluster: dict | None = None,
              overrides: tuple[str, ...] = (), progress: bool = True) -> int:
     """Run the search until ``trials`` trials are finished; 0 when none failed."""
-    from miar.study import engine
-    from miar.study.executor import execute_on
-
     results, cluster = check_results(results), dict(cluster or {})
     check_tune(trials, seeds, cluster.get("batch"), cluster.get("workers", 1))
     name, params = Path(experiment).stem, load_space(space_path(experiment, space), experiment)
     plan = _plan(experiment, params, trials, seeds, sampler, sampler_seed, cluster, enqueue)
+    settings = {**plan["settings"], **definition(experiment, tuple(overrides))}
     url = storage or f"sqlite:///{results / (name + '.db')}"
     check_storage(url, parent_made=storage is None)
     results.mkdir(parents=True, exist_ok=True)
-    with results_lock(results):
-        study = open_study(name, url, plan["settings"], plan["enqueue"])
-        if _finished(study) >= trials:  # nothing to run: no cluster is started
-            print(f"tune {name}: {_finished(study)} of {trials} trials finished; nothing to run")
-            return 1 if any(t.state.name == "FAIL" for t in study.trials) else 0
-        with engine.connect(**cluster) as client:
-            while _finished(study) < trials:
-                batch = _batch(study, params, plan["settings"], trials)
-                runs = _runs_of(study, batch, experiment, plan["settings"]["seeds"], overrides)
-                batch = [t for t in batch if t.number in runs]
-                todo = [r for rs in runs.values() for r in rs if status(r, results) != "done"]
-                print(f"tune {name}: trials {', '.join(f't{t.number:04d}' for t in batch)} "
-                      f"({len(todo)} runs to execute, {_finished(study)} of {trials} finished)")
-                failures = execute_on(client, todo, notebooks_dir() / "train.ipynb", results, f"tune {name}",
-                                      progress, gpus_per_run=cluster.get("gpus_per_run", 0)) if todo else []
-                _tell(study, batch, runs, results, plan["settings"]["criterion"], {k for k, _ in failures})
+    with results_lock(results), Driver(url) as driver:
+        with driver.asking():
+            create_storage(url)
+            study = open_study(name, url, settings, plan["enqueue"])
+        search = {"name": name, "experiment": experiment, "space": params, "settings": settings, "trials": trials,
+                  "results": results, "overrides": overrides, "progress": progress}
+        _search(study, search, driver, cluster)
     return 1 if any(t.state.name == "FAIL" for t in study.trials) else 0
+
+
+def _search(study, s: dict, driver: Driver, cluster: dict) -> None:
+    """Ask, run and tell batches until ``s["trials"]`` are finished. The cluster starts when a run must
+    execute, so a refusal (a record another study wrote) comes before any worker, and a finished study starts none."""
+    from miar.study import engine
+    from miar.study.executor import execute_on
+
+    results, settings, client = s["results"], s["settings"], None
+    with contextlib.ExitStack() as stack:
+        while _finished(study) < s["trials"]:
+            batch = _batch(study, s["space"], settings, s["trials"], driver)
+            if not batch:  # another live driver runs every trial that remains
+                time.sleep(WAIT_S)
+                continue
+            runs = _runs_of(study, batch, s["experiment"], settings["seeds"], s["overrides"])
+            batch = [t for t in batch if t.number in runs]
+            refuse_overwrite(runs, results, status)
+            todo = [r for rs in runs.values() for r in rs if status(r, results) != "done"]
+            print(f"tune {s['name']}: trials {', '.join(f't{t.number:04d}' for t in batch)} "
+                  f"({len(todo)} runs to execute, {_finished(study)} of {s['trials']} finished)")
+            if todo and client is None:
+                client = stack.enter_context(engine.connect(**cluster))
+            failures = execute_on(client, todo, notebooks_dir() / "train.ipynb", results, f"tune {s['name']}",
+                                  s["progress"], gpus_per_run=cluster.get("gpus_per_run", 0)) if todo else []
+            _tell(study, batch, runs, results, settings["criterion"], {k for k, _ in failures}, driver)
 
 
 def _runs_of(study, batch: list, experiment: str, seeds: list[int], overrides: tuple) -> dict:
@@ -198,64 +231,17 @@ def _plan(experiment, params, trials, seeds, sampler, sampler_seed, cluster, enq
             "enqueue": load_enqueue(Path(enqueue), params) if enqueue else None}
 
 
-def _tell(study, batch, runs: dict, results: Path, criterion: str, failed: set) -> None:
+def _tell(study, batch, runs: dict, results: Path, criterion: str, failed: set, driver: Driver) -> None:
+    """Tell each trial this driver still holds (one another driver took over and told is left as it is)."""
     from optuna.trial import TrialState
     for t in batch:
-        rs = runs[t.number]
-        if any(r.key in failed or status(r, results) != "done" for r in rs):
+        rs, now = runs[t.number], study._storage.get_trial(t._trial_id)
+        if now.state != TrialState.RUNNING or now.user_attrs.get("driver") != driver.token:
+            print(f"  t{t.number:04d}: told by another driver ({now.state.name}); left as it is")
+        elif any(r.key in failed or status(r, results) != "done" for r in rs):
             study.tell(t.number, state=TrialState.FAIL)
         else:
             study.tell(t.number, _value(rs, results, criterion))
 
 
-def _load(name: str, url: str, experiment: str):
-    """The stored study, read only: a missing or damaged storage, or no study of that name, is one line."""
-    import optuna
-    check_storage(url, must_exist=True)  # a report reads a study, never creates one
-    try:
-        return optuna.load_study(study_name=name, storage=_storage(url))
-    except KeyError:  # optuna: no study of that name in the storage
-        raise ConfigError(f"{url}: holds no study {name} (run miar tune {experiment} first)") from None
-
-
-def report(experiment: str, results: str | Path = "results/tune", storage: str | None = None, top: int = 5,
-           confirm_seeds: int = 5) -> int:
-    """Print the best trials and write the sweep that confirms the best one with ``confirm_seeds`` seeds."""
-    import optuna
-    from optuna.trial import TrialState
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    results, name = check_results(results), Path(experiment).stem
-    check_tune(confirm_seeds=confirm_seeds)
-    url = storage or f"sqlite:///{results / (name + '.db')}"
-    study = _load(name, url, experiment)
-    settings = study.user_attrs["settings"]
-    done = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
-                  key=lambda t: (t.value if study.direction.name == "MINIMIZE" else -t.value, t.number))
-    if not done:
-        raise ConfigError(f"{url}: study {name} has no complete trial")
-    print(f"tune {name}: {len(done)} complete of {len(study.trials)} trials; best by valid_{settings['criterion']} "
-          f"(mean over seeds {settings['seeds']}; {settings['sampler']} sampler, seed {settings['sampler_seed']})")
-    for t in done[:top]:
-        print(f"  t{t.number:04d}  valid_{settings['criterion']} {t.value:.6f}  "
-              + " ".join(f"{k}={fmt(v)}" for k, v in sorted(t.params.items())))
-    best = done[0]
-    sweep = {"description": f"confirms {name} trial t{best.number:04d} (miar tune --report) with the test split",
-             "notebook": "train.ipynb", "seeds": list(range(1111, 1111 + confirm_seeds)),
-             "runs": [{"experiment": experiment, "variant": "tuned",
-                       "overrides": [f"{k}={fmt(v)}" for k, v in sorted(best.params.items())]}]}
-    path = results / f"{name}-confirm.yaml"
-    best_file = results / f"{name}-best.yaml"  # what a sweep entry's `tuned: NAME` reads (miar.study.plan)
-    chosen = {"study": name, "experiment": experiment, "trial": best.number,
-              f"valid_{settings['criterion']}": float(best.value), "seeds": list(settings["seeds"]),
-              "sampler": settings["sampler"], "sampler_seed": settings["sampler_seed"],
-              "complete_trials": len(done), "trials": len(study.trials),
-              "overrides": [f"{k}={fmt(v)}" for k, v in sorted(best.params.items())]}
-    write_together({  # unchanged files are left alone: a report with nothing new changes nothing in results/
-        path: f"# {sweep['description']}\n" + yaml.safe_dump(sweep, sort_keys=False),
-        best_file: f"# written by miar tune {experiment} --report: the trial chosen by mean validation "
-                   f"{settings['criterion']} (the test split never evaluated)\n" + yaml.safe_dump(chosen, sort_keys=False)})
-    print(f"wrote {path} (miar sweep {path}) and {best_file}")
-    return 0
-
-
-__all__ = ["fmt", "open_study", "report", "run_tune", "trial_runs"]
+__all__ = ["fmt", "open_study", "run_tune", "trial_runs"]

@@ -25,6 +25,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from miar.records import is_complete
 from miar.study import staging
+from miar.study.lock import current_token, fenced
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # miar/
 PACKAGE_ROOT = PACKAGE_DIR.parent  # the directory that holds miar/
@@ -89,7 +90,13 @@ class KernelPlugin(WorkerPlugin):
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu_slice(worker.name, self.local_gpus, _visible_gpus())
 
     def teardown(self, worker) -> None:
+        """Stop the kernels when the worker closes; not when the plugin is only removed (its sweep ended, or a
+        plugin of the same name replaced it) while the worker runs other sweeps' notebooks in them."""
         import sys
+
+        from distributed.core import Status
+        if getattr(worker, "status", None) in (Status.running, Status.paused):
+            return
         engine = sys.modules.get("miar.study.papermill_engine")
         if engine is not None:
             engine.shutdown_all()
@@ -128,16 +135,27 @@ def _run_notebook(job: dict, output: Path, run_dir: str) -> tuple[str | None, by
     return err, log.read() if err is not None else b""
 
 
+FENCED = "its sweep had ended (results lock released): not committed"
+
+
+def _results(job: dict) -> Path:
+    return Path(job["cwd"]) / job.get("results", ".")
+
+
 def execute_run(job: dict) -> dict:
     """The task: run ``job`` (built by :func:`miar.study.executor.job`) staged, then commit it.
 
     Returns ``{"key", "error", "seconds", "outcome"}``, outcome ``committed`` (this attempt's files are the
-    run's), ``duplicate`` (another attempt committed first: this one is discarded) or ``refused``."""
+    run's), ``duplicate`` (another attempt committed first: this one is discarded), ``fenced`` (the sweep that
+    started it no longer holds the results lock, see :mod:`miar.study.lock`: not run, if that was so when it
+    started, else discarded) or ``refused``."""
     t0 = time.time()
     out = {"key": job["key"], "error": None, "outcome": "refused", "started": t0}
     if job.get("fingerprint") not in (None, fingerprint()):
         out["error"] = f"worker runs another miar ({fingerprint()[:12]}) than the driver ({job['fingerprint'][:12]})"
         return dict(out, seconds=time.time() - t0)
+    if job.get("fence") is not None and current_token(_results(job)) != job["fence"]:
+        return dict(out, error=FENCED, outcome="fenced", seconds=time.time() - t0)  # queued, started too late
     _kernel_env(job)
     cwd = Path(job["cwd"])
     attempt = cwd / job["staging"] / uuid.uuid4().hex[:16]  # absolute: a reused kernel's cwd is not trusted
@@ -151,11 +169,20 @@ def execute_run(job: dict) -> dict:
     if err is not None:
         nb.with_suffix(".log").write_bytes(log)
     out["files"] = staging.digest([cwd / run_rel, nb])
-    won = staging.commit(cwd / run_rel, cwd / job["parameters"]["run_dir"],
-                         [(nb, final_nb), (nb.with_suffix(".log"), final_nb.with_suffix(".log"))],
-                         stale=[final_nb.with_suffix(".log")] if err is None else [])
+    outcome = _commit(job, cwd / run_rel, nb, final_nb, failed=err is not None)
     staging.discard(attempt)
-    return dict(out, error=err, outcome="committed" if won else "duplicate", seconds=time.time() - t0)
+    return dict(out, error=FENCED if outcome == "fenced" else err, outcome=outcome, seconds=time.time() - t0)
+
+
+def _commit(job: dict, run: Path, nb: Path, final_nb: Path, failed: bool) -> str:
+    """Commit the staged run while its sweep still holds the results: ``committed``, ``duplicate`` or ``fenced``."""
+    with fenced(_results(job), job.get("fence")) as current:
+        if not current:
+            return "fenced"
+        won = staging.commit(run, Path(job["cwd"]) / job["parameters"]["run_dir"],
+                             [(nb, final_nb), (nb.with_suffix(".log"), final_nb.with_suffix(".log"))],
+                             stale=[] if failed else [final_nb.with_suffix(".log")])
+    return "committed" if won else "duplicate"
 
 
 def execute_alignment(job: dict) -> dict:
