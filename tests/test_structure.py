@@ -115,21 +115,36 @@ def test_notebooks_are_stripped_and_stay_so():
         assert stripped == nb.read_text(), f"{nb.name} has outputs or metadata nbstripout removes"
 
 
-MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 40
+WARN_MODULE_LINES, WARN_FUNCTION_LINES = 300, 40  # budgets: past them, split by role when the module next grows
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60  # limits: past them, split now
 REASON = "# long:"  # e.g. "def table(...):  # long: one row per figure reads better in one place"
 
 
-def test_small_modules_and_functions():
-    """A module stays under 300 lines and a function under 40, unless a "# long: <reason>" comment says why
-    (on the module's first line, or on the function's ``def`` line)."""
-    too_long = []
+def _lengths():
+    """(what, lines, budget, limit) of every module and function of the package without a "# long:" reason."""
     for path in sorted(PACKAGE.rglob("*.py")):
         lines = path.read_text().splitlines()
-        if len(lines) > MAX_MODULE_LINES and REASON not in lines[0]:
-            too_long.append(f"{path.relative_to(PACKAGE.parent)}: {len(lines)} lines")
+        rel = path.relative_to(PACKAGE.parent)
+        if REASON not in lines[0]:
+            yield f"{rel}: {len(lines)} lines", len(lines), WARN_MODULE_LINES, MAX_MODULE_LINES
         for node in ast.walk(ast.parse("\n".join(lines))):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and REASON not in lines[node.lineno - 1]:
                 n = node.end_lineno - node.lineno + 1
-                if n > MAX_FUNCTION_LINES and REASON not in lines[node.lineno - 1]:
-                    too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}: {n} lines")
-    assert too_long == [], "split these, or say why longer reads better with a '# long: ...' comment"
+                yield f"{rel}:{node.lineno} {node.name}: {n} lines", n, WARN_FUNCTION_LINES, MAX_FUNCTION_LINES
+
+
+def test_small_modules_and_functions():
+    """Size limits are budgets, not targets: a module past 300 lines or a function past 40 is reported (a warning:
+    split it by role when it next grows); past 400 or 60 it fails, unless a "# long: <reason>" comment says why
+    (on the module's first line, or on the function's ``def`` line). Never compress code to fit."""
+    import warnings
+    over_budget = [what for what, n, budget, _ in _lengths() if n > budget]
+    if over_budget:
+        warnings.warn("over budget (split by role when they next grow): " + "; ".join(over_budget), stacklevel=1)
+    too_long = [what for what, n, _, limit in _lengths() if n > limit]
+    assert too_long == [], "split these by role, or say why longer reads better with a '# long: ...' comment"
+
+
+def test_the_size_check_sees_the_package():
+    found = list(_lengths())
+    assert len(found) > 500 and any(n > 100 for _, n, _, _ in found)

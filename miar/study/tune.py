@@ -173,6 +173,8 @@ def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=
         with driver.asking():
             create_storage(url)
             study = open_study(name, url, settings, plan["enqueue"])
+        if _finished(study) >= trials:
+            print(f"tune {name}: {_finished(study)} of {trials} trials finished; nothing to run")
         search = {"name": name, "experiment": experiment, "space": params, "settings": settings, "trials": trials,
                   "results": results, "overrides": overrides, "progress": progress}
         _search(study, search, driver, cluster)
