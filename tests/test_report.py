@@ -364,7 +364,10 @@ def test_tuning_report_reads_the_studies_and_chooses_on_validation_only(tmp_path
     assert budget.loc["MIAR (ours)", "Trials"] == 3 and budget.loc["MIAR (ours)", "Chosen trial"] == "t0001"
     assert budget.loc["MIAR (ours)", "Validation MAE (chosen)"] == "0.765"
     assert budget.loc["Text only", "Trials"] == R.NOT_RUN
-    trials = R.trials(tmp_path, R.TUNING["miar"])
+    rescored = tmp_path / "tune" / "runs" / f"{R.TUNING['miar']}+t0000" / "s3"  # miar rescore's extra seed
+    rescored.mkdir(parents=True)
+    (rescored / "metrics.json").write_text(json.dumps({"valid": {"mae": 5.0}, "test": None}))
+    trials = R.trials(tmp_path, R.TUNING["miar"])  # the search's own scores: its seeds only
     assert trials["valid"].tolist() == pytest.approx([0.815, 0.765, 0.795]) and set(trials["seeds"]) == {2}
     chosen = R.chosen_table(tmp_path)
     assert chosen["Hyperparameter"].tolist() == ["`model.d_model`", "`train.lr`"]

@@ -43,12 +43,26 @@ def chosen(results: str | Path) -> dict[str, dict]:
     return out
 
 
+def _search_seeds(results: str | Path, study: str) -> set[str] | None:
+    """The seeds the search itself ran (``<study>-best.yaml``), as run directory names; None when unknown."""
+    import yaml
+
+    p = Path(results) / "tune" / f"{study}-best.yaml"
+    try:
+        return {f"s{s}" for s in yaml.safe_load(p.read_text())["seeds"]}
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return None
+
+
 def trials(results: str | Path, study: str) -> pd.DataFrame:
-    """One row per trial with complete records: its number and mean validation MAE over its seeds."""
-    rows = []
+    """One row per trial with complete records: its number and mean validation MAE over the seeds the search ran
+    (``miar rescore``'s extra seeds of the same trials are not part of the search's own scores)."""
+    rows, own = [], _search_seeds(results, study)
     for d in sorted((Path(results) / "tune" / "runs").glob(f"{study}+t*")):
         vals = []
         for m in sorted(d.glob("s*/metrics.json")):
+            if own is not None and m.parent.name not in own:
+                continue
             try:
                 vals.append(json.loads(m.read_text())["valid"][PRIMARY])
             except (OSError, ValueError, KeyError, TypeError):
