@@ -86,6 +86,7 @@ def _tuning_parts(results: Path) -> list[tuple[str, float, int, list[Path]]]:
     import sqlite3
 
     from miar.report.study import TUNING
+    from miar.report.tuning import search_seeds
 
     out = []
     for study in TUNING.values():
@@ -96,7 +97,10 @@ def _tuning_parts(results: Path) -> list[tuple[str, float, int, list[Path]]]:
             start, end, n = con.execute("SELECT min(datetime_start), max(datetime_complete), count(*) FROM trials"
                                         ).fetchone()
         wall = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() if start and end else float("nan")
-        out.append((study, wall, n, list((results / "tune" / "runs").glob(f"{study}+t*/s*/env.json"))))
+        own = search_seeds(results, study)  # miar rescore's extra seeds are the cross-validated study's, not the search's
+        envs = [e for e in (results / "tune" / "runs").glob(f"{study}+t*/s*/env.json")
+                if own is None or e.parent.name in own]
+        out.append((study, wall, n, envs))
     return out
 
 

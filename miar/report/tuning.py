@@ -43,7 +43,7 @@ def chosen(results: str | Path) -> dict[str, dict]:
     return out
 
 
-def _search_seeds(results: str | Path, study: str) -> set[str] | None:
+def search_seeds(results: str | Path, study: str) -> set[str] | None:
     """The seeds the search itself ran (``<study>-best.yaml``), as run directory names; None when unknown."""
     import yaml
 
@@ -57,7 +57,7 @@ def _search_seeds(results: str | Path, study: str) -> set[str] | None:
 def trials(results: str | Path, study: str) -> pd.DataFrame:
     """One row per trial with complete records: its number and mean validation MAE over the seeds the search ran
     (``miar rescore``'s extra seeds of the same trials are not part of the search's own scores)."""
-    rows, own = [], _search_seeds(results, study)
+    rows, own = [], search_seeds(results, study)
     for d in sorted((Path(results) / "tune" / "runs").glob(f"{study}+t*")):
         vals = []
         for m in sorted(d.glob("s*/metrics.json")):
