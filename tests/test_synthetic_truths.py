@@ -130,7 +130,7 @@ def _record(root, exp, seed, preds, labels, ids, metrics=None, gap=None, strengt
     d = root / "runs" / exp / f"s{seed}"
     d.mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps({"test": {"mae": 0.0}, **(metrics or {})}))
-    (d / "config.yaml").write_text(yaml.safe_dump({"data": {"synthetic": {"strength": list(strength)}}}))
+    (d / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "data": {"synthetic": {"strength": list(strength)}}}))
     (d / "env.json").write_text("{}")
     (d / "history.csv").write_text("epoch\n")
     rows = "\n".join(f"{i},{p},{y}" for i, p, y in zip(ids, preds, labels))

@@ -199,12 +199,15 @@ def compute_features(encoder: str, root, cache_dir=None, batch_size: int = 64, p
     check_encoder(encoder)
     offline()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = features_path(encoder, cache)
+    if force or not path.is_file():
+        writable_cache(cache)  # a read-only cache fails now, before reading and embedding anything
     table = read_mosi(root)
     texts = [t.lower() for t in table.transcripts]
-    path, digest = features_path(encoder, cache), texts_digest(encoder, texts)
+    digest = texts_digest(encoder, texts)
     if not force and path.is_file() and cached_digest(path, encoder) == digest:
         return path, False
-    writable_cache(cache)  # a read-only cache fails now, before embedding anything
+    writable_cache(cache)  # an outdated cache is rewritten: the folder must take it
     model_dir = {"minilm": minilm_dir, "mpnet": lambda: mpnet_dir(cache)}.get(encoder, lambda: None)()
     with tqdm(total=len(texts), desc=f"embedding ({encoder})", unit="utt", disable=not progress) as bar:
         if encoder == "static":

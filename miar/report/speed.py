@@ -17,8 +17,6 @@ LABELS = {  # key of study_speed.json -> what it measures
     "study_wall_s": "The whole study, tuning included, 2 workers",
     "book_noop_s": "`make book` with the data present and nothing new",
 }
-PART_NAMES = {"data": "data", "model": "model build", "train_steps": "training steps", "validation": "validation",
-              "checkpoint": "checkpoints", "test": "test + bootstrap", "record": "record", "other": "other"}
 
 
 def load_study_speed(results: str | Path) -> dict | None:
@@ -50,12 +48,15 @@ def speed_targets(d: dict) -> pd.DataFrame:
 
 
 def breakdown_table(d: dict) -> pd.DataFrame:
-    """Per retrained run: its fit time, each part's share of it, and the training steps' FLOP bound."""
+    """Per retrained run: its wall time, the training steps', validation's and checkpoints' shares of it, the rest
+    (data, model build, test, record, the epoch loop), and the training steps' FLOP bound."""
     rows = []
     for b in d.get("breakdown", []):
-        total = sum(b["parts_s"].values())
-        row = {"Run": b["run"].split("+")[0].replace("mosi_", ""), "Epochs": b["epochs"], "Wall (s)": round(total, 1)}
-        row.update({PART_NAMES[k]: f"{100 * v / total:.0f}%" for k, v in b["parts_s"].items()})
+        parts, total = b["parts_s"], sum(b["parts_s"].values())
+        main = {"Steps": parts["train_steps"], "Valid.": parts["validation"], "Ckpt.": parts["checkpoint"]}
+        row = {"Run": b["run"].split("+")[0].replace("mosi_", ""), "Wall (s)": round(total, 1)}
+        row.update({k: f"{100 * v / total:.0f}%" for k, v in main.items()})
+        row["Rest"] = f"{100 * (total - sum(main.values())) / total:.0f}%"
         row["FLOP bound (s)"] = round(b["flop_bound_s"], 2)
         rows.append(row)
     return pd.DataFrame(rows)
