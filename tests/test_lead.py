@@ -67,6 +67,16 @@ def test_missed_targets_name_the_value_and_the_target(tmp_path):
     assert len(missed) == 1 and "41.0 s" in missed[0] and "over the target (≤ 30 s)" in missed[0]
     (tmp_path / "bench" / "cpu.json").write_text(json.dumps({**bench, "miar_mosei_epoch_s": 20.0}))
     assert R.missed_targets(tmp_path) == []
+    from miar.report.speed import LABELS
+    bounds = {"frozen_run_s_median": 4.0, "finetune_epoch_s": 7.0, "finetune_run_s_median": 100.0,
+              "workers2_speedup": 1.7, "study_wall_s": 14400.0, "book_noop_s": 90.0}
+    met = {"frozen_run_s_median": False, "workers2_speedup": False, "study_wall_s": False}
+    speed = {"frozen_run_s_median": 15.4, "workers2_speedup": 1.2, "study_wall_s": 29178.0,
+             "targets": {"bounds": bounds, "met": met}}
+    (tmp_path / "bench" / "study_speed.json").write_text(json.dumps(speed))
+    missed = R.missed_targets(tmp_path)  # the study's own time is the cpu.json row's: not repeated
+    assert len(missed) == 2 and not any(LABELS["study_wall_s"].lower() in m for m in missed)
+    assert "15.4 s, over the target (≤ 4.0 s)" in missed[0] and "1.20×, under the target (≥ 1.7×)" in missed[1]
 
 
 def test_committed_readme_leads_with_the_answer():
