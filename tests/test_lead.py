@@ -76,7 +76,7 @@ def test_missed_targets_name_the_value_and_the_target(tmp_path):
     (tmp_path / "bench" / "study_speed.json").write_text(json.dumps(speed))
     missed = R.missed_targets(tmp_path)  # the study's own time is the cpu.json row's: not repeated
     assert len(missed) == 2 and not any(LABELS["study_wall_s"].lower() in m for m in missed)
-    assert "15.4 s, over the target (≤ 4.0 s)" in missed[0] and "1.20×, under the target (≥ 1.7×)" in missed[1]
+    assert missed == ["a frozen-encoder run (median) 15.4 s (target ≤ 4.0 s)", "2 workers over 1 1.20× (target ≥ 1.7×)"]
 
 
 def test_committed_readme_leads_with_the_answer():

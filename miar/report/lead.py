@@ -78,7 +78,7 @@ def _why(undecided: list[pd.DataFrame]) -> str:
 def missed_targets(results: str | Path) -> list[str]:
     """Each performance target the records show missed: "the whole study (...): 486.3 min, target ≤ 4 h"."""
     from miar.report.perf import load_bench, targets_table
-    from miar.report.speed import LABELS, load_study_speed, speed_targets
+    from miar.report.speed import load_study_speed, missed
     from miar.report.study_time import study_wall
 
     out = []
@@ -89,10 +89,7 @@ def missed_targets(results: str | Path) -> list[str]:
                 for m, v, t, met in zip(table["Measure"], table["Value"], table["Target"], table["Met"]) if met == "no"]
     speed = load_study_speed(results)  # the study-speed benchmark; the study's own time is the row above
     if speed is not None:
-        table = speed_targets(speed)
-        out += [f"{m[0].lower()}{m[1:]}: {v}, {'under' if t.startswith('≥') else 'over'} the target ({t})"
-                for m, v, t, met in zip(table["Measure"], table["Value"], table["Target"], table["Met"])
-                if met == "no" and m != LABELS["study_wall_s"]]
+        out += missed(speed)
     return out
 
 
