@@ -46,7 +46,7 @@ from miar.records import Predictions, RecordError, RunRecord, is_complete
 
 COLUMNS = ("family", "a", "b", "metric", "estimand", "n_seeds_a", "n_seeds_b", "n_videos", "value_a", "value_b", "diff",
            "ci_low", "ci_high", "ci_low_h", "ci_high_h", "p_perm", "p_holm", "margin", "p_tost",
-           "p_tost_holm", "se_h", "mdd80", "seeds_needed", "videos_needed", "verdict", "note")
+           "p_tost_holm", "se_h", "mdd80", "seeds_needed", "videos_needed", "verdict", "deciding", "note")
 NOT_RUN = "not run"
 ESTIMAND = "single-model, paired by seed"
 ESTIMAND_POOLED = "single repeat (its folds pooled), paired by repeat"
@@ -100,7 +100,12 @@ def _seed(run_dir: Path) -> int:
 
 
 def valid_mae(results: str | Path, experiment: str) -> float:
-    """Mean validation MAE over the complete runs of ``experiment`` (nan without runs)."""
+    """Mean validation MAE over the complete runs of ``experiment`` (nan without runs); for a cross-validated
+    experiment, over its fold records (every repeat and fold)."""
+    if _cross_validated(experiment):
+        from miar.pooled import valid_mae as pooled_valid_mae  # lazy, as above
+
+        return pooled_valid_mae(results, experiment)
     vals = []
     for rec in _runs(Path(results), experiment):
         v = (rec.metrics.get("valid") or {}).get("mae")
@@ -185,6 +190,14 @@ def _pair_rows(family: str, pa: Predictions, pb: Predictions, st: Settings) -> l
     return rows
 
 
+def _without(p: Predictions | None, videos: frozenset) -> Predictions | None:
+    """``p`` without the utterances of ``videos`` (the sensitivity analysis of :mod:`miar.crossval`)."""
+    if p is None or not videos:
+        return p
+    keep = np.array([S.video_of(str(i)) not in videos for i in p.ids])
+    return replace(p, ids=tuple(i for i, k in zip(p.ids, keep) if k), preds=p.preds[:, keep], labels=p.labels[keep])
+
+
 def _finish_family(rows: list[dict], st: Settings) -> None:
     """Holm within one Holm set (a family, or the families that share a ``holm`` name) per metric, then power
     and the verdict of each row (in place)."""
@@ -199,30 +212,41 @@ def _finish_family(rows: list[dict], st: Settings) -> None:
             r["seeds_needed"], r["videos_needed"] = S.needed(
                 r["se_h"] ** 2, var_v, min(r["n_seeds_a"], r["n_seeds_b"]), r["n_videos"], r["margin"],
                 level, st.power)
-            r["verdict"] = S.decide(r["diff"], r["ci_low_h"], r["ci_high_h"], r["p_holm"], r["p_tost_holm"],
-                                    m, st.alpha)
+            ends = ("ci_low", "ci_high") if r.pop("_interval", "h") == "v" else ("ci_low_h", "ci_high_h")
+            r["verdict"] = S.decide(r["diff"], r[ends[0]], r[ends[1]], r["p_holm"], r["p_tost_holm"], m, st.alpha)
 
 
 def comparisons(results: str | Path, families: dict | None = None, settings: Settings | None = None,
-                progress=None) -> list[dict]:
-    """Every comparison of every family, one dict per (family, A, B, metric) with :data:`COLUMNS`."""
+                progress=None, drop_videos: frozenset = frozenset(), interval: dict | None = None,
+                cache: dict | None = None) -> list[dict]:
+    """Every comparison of every family, one dict per (family, A, B, metric) with :data:`COLUMNS`.
+
+    ``drop_videos`` leaves those videos' utterances out of every comparison; ``interval`` maps a family to the
+    interval its verdicts use ("h", the hierarchical one, by default; "v", the video bootstrap, where the
+    cross-validated study's A/A check chose it, :mod:`miar.crossval`). A family's ``deciding`` pair (resolved
+    like its pairs, so ``{choose: [...]}`` picks by validation MAE) marks its rows ``deciding``; ``cache`` holds
+    loaded predictions between calls."""
     families = load_families() if families is None else families
     st = load_settings() if settings is None else settings
-    cache: dict[str, Predictions | None] = {}
+    cache = {} if cache is None else cache
     out, holm_sets = [], {}
     for family, fam in families.items():
-        rows = []
+        rows, deciding = [], _deciding(results, fam)
         for ea, eb in fam["pairs"]:
             a, b = resolve(results, ea), resolve(results, eb)
             for name in (a, b):
                 if name not in cache:
                     cache[name] = load_predictions(results, name)
-            pa, pb = cache[a], cache[b]
+            pa, pb = _without(cache[a], drop_videos), _without(cache[b], drop_videos)
             missing = [n for n, p in ((a, pa), (b, pb)) if p is None]
             if len(missing) == 2 and all(map(_cross_validated, missing)):
                 continue  # a cross-validated pair before its sweep ran: no rows, so earlier tables stay unchanged
-            rows += (_empty_rows(family, a, b, f"no runs with predictions.csv: {', '.join(missing)}") if missing
-                     else _pair_rows(family, pa, pb, st))
+            new = (_empty_rows(family, a, b, f"no runs with predictions.csv: {', '.join(missing)}") if missing
+                   else _pair_rows(family, pa, pb, st))
+            for r in new:
+                r.update(deciding=(a, b) == deciding if deciding else math.nan,
+                         _interval=(interval or {}).get(family, "h"))
+            rows += new
             if progress:
                 progress(family, a, b)
         holm_sets.setdefault(fam.get("holm", family), []).extend(rows)
@@ -230,6 +254,12 @@ def comparisons(results: str | Path, families: dict | None = None, settings: Set
     for rows in holm_sets.values():
         _finish_family(rows, st)
     return [{k: r.get(k, math.nan) for k in COLUMNS} for r in out]
+
+
+def _deciding(results: str | Path, fam: dict) -> tuple[str, str] | None:
+    """The family's deciding (A, B), resolved; None when it declares none (every row decides)."""
+    pair = fam.get("deciding")
+    return (resolve(results, pair[0]), resolve(results, pair[1])) if pair else None
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:

@@ -2,8 +2,10 @@
 family's optional Holm set) and test settings (``miar/experiments/margins.yaml``: the level, power,
 resampling and the margin of every metric), read and checked; :mod:`miar.comparisons` computes them.
 
-A family is ``{what: str, pairs: [[A, B], ...], holm: str}`` with ``holm`` optional: families that name the same
-Holm set are corrected together (a claim that spans two families), a family without one is its own set.
+A family is ``{what: str, pairs: [[A, B], ...], holm: str, deciding: [A, B]}`` with ``holm`` and ``deciding``
+optional: families that name the same Holm set are corrected together (a claim that spans two families), a
+family without one is its own set; ``deciding`` names the pair that decides the family's claim (it may choose
+its B by validation MAE, ``{choose: [...]}``), the others being reported beside it.
 Every problem with either file is a one-line :class:`ComparisonError` naming the file.
 """
 
@@ -18,7 +20,8 @@ from miar.metrics import METRICS
 from miar.strict import load_yaml
 
 SETTINGS_KEYS = {"alpha", "power", "resamples", "seed", "margins"}
-FAMILY_KEYS = {"what", "pairs"}  # required; "holm" (a Holm set's name) is optional
+FAMILY_KEYS = {"what", "pairs"}  # required; "holm" (a Holm set's name) and "deciding" (a pair) are optional
+OPTIONAL_FAMILY_KEYS = {"holm", "deciding"}
 
 
 class ComparisonError(UserError, ValueError):
@@ -77,11 +80,11 @@ def load_families(path: str | Path = "comparisons.yaml") -> dict[str, dict]:
     if set(data) != {"families"} or not isinstance(fams, dict) or not fams:
         raise ComparisonError(f"{path}: expected one key 'families' holding a mapping")
     for name, fam in fams.items():
-        if (not isinstance(fam, dict) or not FAMILY_KEYS <= set(fam) <= FAMILY_KEYS | {"holm"}
+        if (not isinstance(fam, dict) or not FAMILY_KEYS <= set(fam) <= FAMILY_KEYS | OPTIONAL_FAMILY_KEYS
                 or not isinstance(fam["pairs"], list) or not isinstance(fam.get("holm", ""), str)):
             raise ComparisonError(f"{path}: family {name!r} needs exactly 'what' and 'pairs' (and optionally "
-                                  "'holm', the name of its Holm set)")
-        for pair in fam["pairs"]:
+                                  "'holm', the name of its Holm set, and 'deciding', its deciding pair)")
+        for pair in fam["pairs"] + ([fam["deciding"]] if "deciding" in fam else []):
             if not (isinstance(pair, list) and len(pair) == 2 and all(map(_entry_ok, pair))):
                 raise ComparisonError(f"{path}: family {name!r}: {pair!r} is not [A, B] of names or "
                                       "{choose: [names]}")

@@ -1,9 +1,11 @@
-"""The folds of a cross-validated experiment pooled into one prediction per test utterance (the legacy table).
+"""The folds of a cross-validated experiment pooled into one prediction per test utterance.
 
-An experiment with ``data.split: bc_test_cv`` (:mod:`miar.data.cv`) runs as one record per fold and repeat,
-``runs/<experiment>+r<R>f<F>/<run>/`` (the sweep ``legacy``). Each record predicts only its fold's test videos;
-pooling the ``k`` folds of repeat R gives one prediction for each of the 752 bc test utterances. The repeat and
-fold are read from each record's ``config.yaml`` (and must agree with the directory name).
+An experiment with a cross-validated split (:data:`SPLITS`, :mod:`miar.data.cv`) runs as one record per fold and
+repeat, ``runs/<experiment>+r<R>f<F>/<run>/``. Each record predicts only its fold's test videos; pooling the ``k``
+folds of repeat R gives one prediction for each test utterance: the 752 bc test utterances for ``bc_test_cv``
+(the sweep ``legacy``: the legacy table, ``tables/legacy_cv.csv``), all 2,199 MOSI utterances for ``all_cv`` (the
+sweep ``cv``: the cross-validated primary study, ``tables/cv.csv``). The repeat and fold are read from each
+record's ``config.yaml`` (and must agree with the directory name).
 
 - :func:`pool_repeat` joins one repeat's folds and refuses, with a one-line :class:`PoolError`, a missing or
   duplicated fold, folds of different fold counts, two folds predicting one utterance, or labels that disagree.
@@ -11,13 +13,13 @@ fold are read from each record's ``config.yaml`` (and must agree with the direct
   repeat); all repeats must cover the same utterances (the same videos, dealt differently). A repeat with
   missing folds (a sweep still running) is left out and named in ``incomplete``; with ``strict`` it is refused.
   With no complete repeat at all it raises :class:`Incomplete`.
-- :func:`collect_pooled` gives ``miar collect`` its ``tables/legacy_cv.csv`` rows (the MMSA metrics of each
-  repeat's pooled predictions and their mean over repeats) and ``summary.json``'s ``legacy_cv``; an experiment
+- :func:`collect_pooled` gives ``miar collect`` the rows of one split's table (the MMSA metrics of each
+  repeat's pooled predictions and their mean over repeats) and its ``summary.json`` entry; an experiment
   with no complete repeat gets one row, ``repeat`` "incomplete", saying which folds are missing.
 
-The comparisons family ``legacy_cv`` (:mod:`miar.comparisons`) reads :func:`pool` as an experiment whose
-"seeds" are the repeats: the models of one repeat (its folds pooled) are compared repeat by repeat (every
-model deals the videos of repeat R into the same folds), test videos resampled.
+The comparisons (:mod:`miar.comparisons`) read :func:`pool` as an experiment whose "seeds" are the repeats: the
+models of one repeat (its folds pooled) are compared repeat by repeat (every model deals the videos of repeat R
+into the same folds, with the same seed), test videos resampled.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from miar.metrics import METRICS, compute_all, summarize_seeds
 from miar.records import Predictions, RecordError, RunRecord, is_complete
 from miar.stats import video_of
 
-SPLIT = "bc_test_cv"
+SPLITS = {"bc_test_cv": "legacy_cv", "all_cv": "cv"}  # split -> its table (tables/<name>.csv) and summary key
 FOLD_DIR = re.compile(r"^(?P<experiment>.+)\+r(?P<repeat>\d+)f(?P<fold>\d+)$")  # runs/<experiment>+r<R>f<F>
 
 
@@ -57,8 +59,10 @@ class FoldRun:
     fold: int
     folds: int
     seed: int
+    split: str
     predictions: pd.DataFrame  # index id; columns pred, label
     wall_time_s: float
+    valid_mae: float = math.nan  # its validation MAE (early-stopping videos of its training part)
 
 
 def _data_key(cfg: dict, key: str):
@@ -75,21 +79,47 @@ def read_fold(run_dir: Path) -> FoldRun:
         cfg, env, pred = rec.config, rec.env, rec.predictions
     except RecordError as e:
         raise PoolError(f"cannot read the fold record: {e}") from None
-    if _data_key(cfg, "split") != SPLIT:
-        raise PoolError(f"{run_dir}: data.split is {_data_key(cfg, 'split')!r}, not {SPLIT}: not a fold record")
+    if _data_key(cfg, "split") not in SPLITS:
+        raise PoolError(f"{run_dir}: data.split is {_data_key(cfg, 'split')!r}, not one of {sorted(SPLITS)}: "
+                        "not a fold record")
     repeat, fold, folds = (int(_data_key(cfg, k)) for k in ("cv_repeat", "cv_fold", "cv_folds"))
     if m is None or (int(m["repeat"]), int(m["fold"])) != (repeat, fold):
         raise PoolError(f"{run_dir}: its config is repeat {repeat} fold {fold}, its directory "
                         f"{run_dir.parent.name!r} says otherwise (expected <experiment>+r{repeat}f{fold})")
-    return FoldRun(run_dir, repeat, fold, folds, int(cfg.get("seed", -1)), pred, float(env.get("wall_time_s") or 0.0))
+    return FoldRun(run_dir, repeat, fold, folds, int(cfg.get("seed", -1)), _data_key(cfg, "split"), pred,
+                   float(env.get("wall_time_s") or 0.0), _valid_mae(rec))
+
+
+def _valid_mae(rec: RunRecord) -> float:
+    try:
+        v = (rec.metrics.get("valid") or {}).get("mae")
+    except RecordError:
+        return math.nan
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan
 
 
 def fold_runs(results: str | Path, experiment: str) -> list[FoldRun]:
-    """Every complete fold record of ``experiment`` under ``results/runs/<experiment>+r<R>f<F>/``."""
+    """Every complete fold record of ``experiment`` under ``results/runs/<experiment>+r<R>f<F>/``. A record read
+    once is kept while its files are unchanged (same sizes and modification times): collect reads each
+    experiment's folds for several tables."""
     dirs = sorted(d for d in (Path(results) / "runs").glob(f"{glob_escape(experiment)}+r*f*/*")
                   if d.is_dir() and is_complete(d) and (m := FOLD_DIR.match(d.parent.name))
                   and m["experiment"] == experiment)
-    return [read_fold(d) for d in dirs]
+    return [_read_fold_cached(d) for d in dirs]
+
+
+_READ: dict[tuple, FoldRun] = {}
+
+
+def _read_fold_cached(run_dir: Path) -> FoldRun:
+    key = (str(run_dir.resolve()),) + tuple((f.stat().st_size, f.stat().st_mtime_ns) if f.exists() else None
+                                            for f in (run_dir / n for n in ("config.yaml", "predictions.csv",
+                                                                             "metrics.json", "env.json")))
+    if key not in _READ:
+        if len(_READ) > 20_000:
+            _READ.clear()
+        _READ[key] = read_fold(run_dir)
+    return _READ[key]
 
 
 def glob_escape(name: str) -> str:
@@ -150,18 +180,36 @@ def pool(results: str | Path, experiment: str, strict: bool = False) -> Predicti
                        incomplete=incomplete)
 
 
-def cv_experiments(results: str | Path) -> list[str]:
-    """Names of the experiments with fold records under ``results/runs``."""
+def cv_experiments(results: str | Path, split: str | None = None) -> list[str]:
+    """Names of the experiments with fold records under ``results/runs`` (of ``split`` only, when given: read
+    from the experiment's definition in miar/experiments/, else from its first fold record)."""
     names = {m["experiment"] for d in (Path(results) / "runs").glob("*+r*f*") if (m := FOLD_DIR.match(d.name))}
-    return sorted(names)
+    return sorted(n for n in names if split is None or split_of(results, n) == split)
+
+
+def split_of(results: str | Path, name: str) -> str | None:
+    """The cross-validated split of experiment ``name``: its definition's, else its first fold record's."""
+    try:
+        split = C.load(name).data.split
+        return split if split in SPLITS else None
+    except C.ConfigError:
+        runs = fold_runs(results, name)
+        return runs[0].split if runs else None
 
 
 def is_cv_experiment(name: str) -> bool:
-    """Whether ``name`` is an experiment of miar/experiments/ that runs as bc_test_cv folds."""
+    """Whether ``name`` is an experiment of miar/experiments/ that runs as cross-validated folds."""
     try:
-        return C.load(name).data.split == SPLIT
+        return C.load(name).data.split in SPLITS
     except C.ConfigError:
         return False
+
+
+def valid_mae(results: str | Path, name: str) -> float:
+    """Mean validation MAE over every complete fold record of ``name`` (nan without any): what chooses the
+    strongest baseline of a cross-validated family, the test folds never."""
+    vals = [r.valid_mae for r in fold_runs(results, name) if math.isfinite(r.valid_mae)]
+    return float(np.mean(vals)) if vals else math.nan
 
 
 def _note(incomplete: dict[int, str]) -> str:
@@ -173,11 +221,11 @@ def note(p: Predictions) -> str:
     return _note(p.incomplete)
 
 
-def collect_pooled(results: str | Path) -> tuple[list[dict], dict]:
-    """legacy_cv.csv rows (one per experiment and repeat, then its ``mean`` over repeats) and summary.json's
-    ``legacy_cv`` (experiment -> n_repeats, repeats, metrics: {mean, std, ci95, per_repeat})."""
+def collect_pooled(results: str | Path, split: str = "bc_test_cv") -> tuple[list[dict], dict]:
+    """The rows of ``split``'s table (one per experiment and repeat, then its ``mean`` over repeats) and its
+    summary.json entry (experiment -> n_repeats, repeats, metrics: {mean, std, ci95, per_repeat})."""
     rows, summary = [], {}
-    for name in cv_experiments(results):
+    for name in cv_experiments(results, split):
         try:
             p = pool(results, name)
         except Incomplete as e:
@@ -209,5 +257,5 @@ def _incomplete_row(name: str, why: str) -> dict:
             "wall_time_s": 0.0, **dict.fromkeys(METRICS, math.nan), "note": why}
 
 
-__all__ = ["FoldRun", "Incomplete", "PoolError", "collect_pooled", "cv_experiments", "fold_runs", "is_cv_experiment",
-           "pool", "pool_repeat", "read_fold"]
+__all__ = ["FoldRun", "Incomplete", "PoolError", "SPLITS", "collect_pooled", "cv_experiments", "fold_runs",
+           "is_cv_experiment", "pool", "pool_repeat", "read_fold", "split_of", "valid_mae"]

@@ -113,8 +113,8 @@ def read_yaml(path: Path) -> dict:
     """A record's YAML mapping, or a one-line :class:`RecordError` naming the file."""
     import yaml  # lazy: most importers of miar.records only write
 
-    try:
-        data = yaml.safe_load(read_text(path))
+    try:  # libyaml's safe loader where PyYAML has it (the same documents, ~10x faster: collect reads hundreds)
+        data = yaml.load(read_text(path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise RecordError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):

@@ -42,14 +42,16 @@ def load_summary(results: str | Path) -> dict[str, dict]:
     return data.get("experiments", {})
 
 
-def load_legacy(results: str | Path) -> dict[str, dict]:
-    """``summary.json``'s ``legacy_cv`` (the cross-fitted experiments, their folds pooled per repeat) in the shape
-    of :func:`load_summary`'s experiments, the repeats counted as seeds; {} before the legacy sweep is collected."""
+def load_legacy(results: str | Path, keys: tuple[str, ...] = ("legacy_cv", "cv")) -> dict[str, dict]:
+    """``summary.json``'s pooled cross-validated experiments (``legacy_cv``: cross-fitted in the bc test videos;
+    ``cv``: the cross-validated primary study; their folds pooled per repeat) in the shape of
+    :func:`load_summary`'s experiments, the repeats counted as seeds; {} before any is collected."""
     p = Path(results) / "summary.json"
     if not p.is_file():
         return {}
-    legacy = json.loads(p.read_text()).get("legacy_cv") or {}
-    return {n: {"n_seeds": e.get("n_repeats"), "metrics": e.get("metrics", {})} for n, e in legacy.items()}
+    data = json.loads(p.read_text())
+    return {n: {"n_seeds": e.get("n_repeats"), "metrics": e.get("metrics", {})}
+            for k in keys for n, e in (data.get(k) or {}).items()}
 
 
 def without_folds(summary: dict) -> tuple[dict, list[str]]:

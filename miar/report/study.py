@@ -50,6 +50,9 @@ FT = "ft_minilm"  # the primary table's fine-tuned text arm (sweep primary_ft): 
 MAIN_FT_TABLE = {variant(FT, tuned(m)): lab for m, lab in MODELS.items()}  # standard split, fine-tuned text + audio
 BC_FT_TABLE = {variant(FT, tuned(m, "bclf")): lab for m, lab in MODELS.items()}  # bc split, the same
 SEEDS_PLANNED = 10  # the primary table's seeds (1111-1120); the fine-tuned arm's comparisons count when complete
+CV_TABLE = {f"mosi_cv_{m}": lab for m, lab in MODELS.items()}  # the cross-validated primary study (all_cv)
+CV_EXTRA = {"mosi_cv_miar_nointeraction": "MIAR, no interaction", "mosi_cv_miar_nocontrastive": "MIAR, no contrastive",
+            "mosi_cv_text_only_aa": "Text only (A/A copy)", "mosi_cv_miar_aa": "MIAR (A/A copy)"}
 LEGACY_TABLE = {f"legacy_{m}": lab for m, lab in MODELS.items()}  # released T+A+V, cross-fitted in the bc test
 TUNING = {m: f"mosi_std_{m}" for m in MODELS}  # model -> its tuning study (results/tune/<study>.db)
 ABLATIONS = {  # variant of MAIN -> what it changes (miar/experiments/sweeps/ablations.yaml holds the overrides)
@@ -81,6 +84,7 @@ def planned() -> dict[str, list[str]]:
             "primary table (bc split, leak-free)": list(BC_TABLE),
             "primary table, fine-tuned text (both splits)": list(MAIN_FT_TABLE) + list(BC_FT_TABLE),
             "legacy features (cross-fitted in the bc test videos)": list(LEGACY_TABLE),
+            "cross-validated primary study (all 93 videos)": list(CV_TABLE) + list(CV_EXTRA),
             "ablations": [variant(v) for v in ABLATIONS],
             "text generalization (encoders)": sweep_experiments("textgen"),
             "synthetic (known truth)": [SYNTH_GAP, *(f"{SYNTH_GAP}+{v}" for v in SYNTH_VARIANTS),

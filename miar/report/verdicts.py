@@ -12,6 +12,11 @@ and one is equivalent (the claimed gain is shown to be smaller than the margin),
 A claim's ``later`` families (the primary table's fine-tuned text arm, which takes several sessions to run) join
 its verdict only once complete: every comparison run with all :data:`~miar.report.study.SEEDS_PLANNED` seeds on
 both sides; until then the evidence shows them as interim and they decide nothing (declared before their runs).
+A claim's ``cv`` family (the cross-validated primary study, ``designs/all_cv.yaml``) decides it alone once
+complete (every comparison with all the design's repeats on both sides): then its *deciding* row does
+(comparisons.csv ``deciding``: MIAR against the baseline with the lowest validation MAE), or every row where the
+family declares none. Until then it is shown as interim and decides nothing, and the fixed-split families do
+(declared before its runs: no verdict is read from a partly run design).
 Holm's correction is not re-applied here: ``miar collect`` adjusts over each Holm set, and the state-of-the-art
 claims' two text arms share one (``holm`` in comparisons.yaml), so a claim's p-values are corrected over its
 full set of comparisons, the later arm included from its first run.
@@ -32,6 +37,8 @@ from miar.report.io import alignment_frame
 from miar.report.study import (
     BC_FT_TABLE,
     BC_TABLE,
+    CV_EXTRA,
+    CV_TABLE,
     MAIN,
     MAIN_FT_TABLE,
     MAIN_TABLE,
@@ -55,6 +62,7 @@ class Claim:
     family: str = ""  # the comparisons (tables/comparisons.csv) that test it; "" when none
     pairs: tuple = ()  # (A, B) pairs of that family; () for all of them
     later: tuple = ()  # families that join the verdict once complete (:func:`complete`)
+    cv: str = ""  # the cross-validated family that decides alone once complete
 
 
 def _v(name: str) -> str:
@@ -66,14 +74,16 @@ CLAIMS = (
           f"MIAR vs every baseline, each at its tuned configuration, on the leak-free standard split "
           f"({label(PRIMARY)}), with frozen MPNet text and with fine-tuned MiniLM text (which counts once all its "
           f"{SEEDS_PLANNED} seeds have run); "
-          f"published numbers beside ours", "results", True, "primary_std", later=("primary_std_ft",)),
+          f"published numbers beside ours", "results", True, "primary_std", later=("primary_std_ft",), cv="cv_sota"),
     Claim("sota_bc", "The same on the bc-LSTM split",
           f"the same comparisons on the bc split with the leak-free modalities ({label(PRIMARY)})", "results", False,
           "primary_bc", later=("primary_bc_ft",)),
     Claim("interaction", "Feature interaction (the feature tokens) improves sentiment prediction",
-          "MIAR vs `.no_interaction`", "ablations", True, "components_std", ((MAIN, _v("no_interaction")),)),
+          "MIAR vs `.no_interaction`", "ablations", True, "components_std", ((MAIN, _v("no_interaction")),),
+          cv="cv_interaction"),
     Claim("contrastive", "Contrastive alignment improves sentiment prediction",
-          "MIAR vs `.no_contrastive`", "ablations", True, "components_std", ((MAIN, _v("no_contrastive")),)),
+          "MIAR vs `.no_contrastive`", "ablations", True, "components_std", ((MAIN, _v("no_contrastive")),),
+          cv="cv_contrastive"),
     Claim("normalization", "Normalization strategies improve sentiment prediction", "MIAR vs `.no_norm`",
           "ablations", False, "components_std", ((MAIN, _v("no_norm")),)),
     Claim("alignment", "Alignment reduces the distribution differences between modalities",
@@ -108,10 +118,32 @@ def complete(rows: pd.DataFrame, seeds: int = SEEDS_PLANNED) -> bool:
     return bool((rows["n_seeds_a"].astype(float) >= seeds).all() and (rows["n_seeds_b"].astype(float) >= seeds).all())
 
 
+def cv_repeats() -> int:
+    """The repeats the cross-validated design declares (designs/all_cv.yaml)."""
+    from miar.crossval import design
+
+    return int(design()["data"]["repeats"])
+
+
+def deciding_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows marked ``deciding`` (comparisons.csv), or all of them where none is."""
+    if "deciding" not in rows or rows.empty:
+        return rows
+    mark = rows["deciding"].astype(str).str.lower() == "true"
+    return rows[mark] if mark.any() else rows
+
+
 def claim_rows(comps: pd.DataFrame, claim: Claim) -> tuple[pd.DataFrame, list[str]]:
-    """The primary-metric comparisons that decide ``claim``: its family's (pairs), plus each ``later`` family
-    that is complete; and an interim line for each later family that is not."""
+    """The primary-metric comparisons that decide ``claim``: its complete ``cv`` family's deciding rows alone;
+    else its family's (pairs), plus each ``later`` family that is complete; and an interim line for each family
+    that is not complete yet."""
+    if claim.cv:
+        cv = rows_of(comps, claim.cv, PRIMARY)
+        if complete(cv, cv_repeats()):
+            return deciding_rows(cv), []
     rows, interim = rows_of(comps, claim.family, PRIMARY, claim.pairs or None), []
+    if claim.cv:
+        interim.append(_interim(claim.cv, rows_of(comps, claim.cv, PRIMARY), cv_repeats(), "repeats"))
     for fam in claim.later:
         extra = rows_of(comps, fam, PRIMARY)
         if complete(extra):
@@ -122,6 +154,7 @@ def claim_rows(comps: pd.DataFrame, claim: Claim) -> tuple[pd.DataFrame, list[st
 
 
 ARMS = {"primary_std": "frozen MPNet text", "primary_bc": "frozen MPNet text",
+        "cv_sota": "frozen MPNet text, cross-validated over all 93 videos",
         "primary_std_ft": "fine-tuned MiniLM text", "primary_bc_ft": "fine-tuned MiniLM text"}  # the text arms
 
 
@@ -137,14 +170,14 @@ def evidence(claim: Claim, rows: pd.DataFrame, interim: list[str], names: dict[s
     return ". ".join(arms + (["; ".join(interim)] if interim else []))
 
 
-def _interim(family: str, rows: pd.DataFrame) -> str:
+def _interim(family: str, rows: pd.DataFrame, planned: int = SEEDS_PLANNED, unit: str = "seeds") -> str:
     """The evidence line of a later family that is not complete yet: what has run, and that it decides nothing."""
     ran = rows[rows["verdict"] != NOT_COMPARED] if not rows.empty else rows
     if ran.empty:
         return f"family `{family}` not yet run (joins the verdict once complete)"
     n = pd.concat([ran["n_seeds_a"], ran["n_seeds_b"]]).astype(int)
     seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
-    return (f"family `{family}`: interim, {seeds} of {SEEDS_PLANNED} seeds, {len(ran)} of {len(rows)} comparisons "
+    return (f"family `{family}`: interim, {seeds} of {planned} {unit}, {len(ran)} of {len(rows)} comparisons "
             f"run; not in the verdict until complete")
 
 
@@ -192,7 +225,7 @@ def verdicts(results: str | Path) -> list[dict]:
         if c.family:
             rows, interim = claim_rows(comps, c)
             verdict = combine(list(rows["verdict"])) if not rows.empty else NOT_RUN
-            names = {**MAIN_TABLE, **BC_TABLE, **MAIN_FT_TABLE, **BC_FT_TABLE}
+            names = {**MAIN_TABLE, **BC_TABLE, **MAIN_FT_TABLE, **BC_FT_TABLE, **CV_TABLE, **CV_EXTRA}
             detail = evidence(c, rows, interim, names) or "no comparisons yet"
             power = _power_statement(rows) if not rows.empty else ""
         elif c.key == "alignment":

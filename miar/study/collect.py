@@ -17,9 +17,13 @@ atomically:
 - ``DIR/tables/comparisons.csv``: every comparison declared in ``miar/experiments/comparisons.yaml``, one row
   per (family, A, B, metric), with test-video bootstrap intervals, permutation and equivalence tests, Holm
   correction, power and the verdict (:mod:`miar.comparisons`; runs without ``predictions.csv`` are left out);
-- only when cross-validated fold records exist (``data.split: bc_test_cv``, the sweep ``legacy``):
-  ``DIR/tables/legacy_cv.csv`` and ``summary.json``'s ``"legacy_cv"``: each repeat's folds pooled into one
-  prediction per test utterance, its metrics per repeat and their mean (:mod:`miar.pooled`).
+- only when cross-validated fold records exist: ``DIR/tables/legacy_cv.csv`` and ``summary.json``'s
+  ``"legacy_cv"`` (``data.split: bc_test_cv``, the sweep ``legacy``), ``DIR/tables/cv.csv`` and ``"cv"``
+  (``data.split: all_cv``, the sweep ``cv``): each repeat's folds pooled into one prediction per test utterance,
+  its metrics per repeat and their mean (:mod:`miar.pooled`);
+- with ``all_cv`` records, the cross-validated study's calibration and sensitivity tables
+  (:mod:`miar.crossval`): ``DIR/tables/cv_calibration.csv`` (the A/A rate of each interval method) and
+  ``DIR/tables/cv_sensitivity.csv`` (its comparisons without the standard split's validation videos).
 
 Before writing, every record must prove itself (:mod:`miar.study.verify`): whole and the run its directory
 names, its digests matching, its test metrics recomputed from its predictions, its labels the dataset's, no copy
@@ -44,7 +48,7 @@ from tqdm import tqdm
 
 from miar.comparisons import comparisons, load_families
 from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
-from miar.pooled import PoolError, collect_pooled
+from miar.pooled import SPLITS, PoolError, collect_pooled
 from miar.records import RunRecord, csv_text, is_complete
 from miar.staged import write_together
 from miar.study.verify import CollectError, cross_check, verify
@@ -52,7 +56,8 @@ from miar.study.verify import CollectError, cross_check, verify
 SCHEMA_VERSION = 1
 
 
-TABLES = ("runs.csv", "summary.csv", "mmsa_names.csv", "legacy_cv.csv", "comparisons.csv")  # collect's own
+TABLES = ("runs.csv", "summary.csv", "mmsa_names.csv", "legacy_cv.csv", "cv.csv", "comparisons.csv",
+          "cv_calibration.csv", "cv_sensitivity.csv")  # collect's own
 
 
 def find_runs(results: Path) -> tuple[list[Path], list[Path]]:
@@ -159,14 +164,25 @@ def collect(results: str | Path = "results") -> dict:
     summary = _nan_to_none(summarize(rows))
     tables = {"runs.csv": csv_text(rows), "summary.csv": csv_text(summary_rows(summary)),
               "mmsa_names.csv": csv_text(mmsa_name_rows())}
-    try:
-        legacy_rows, legacy = collect_pooled(results)
-    except PoolError as e:
-        raise CollectError(str(e)) from None
-    if legacy_rows:  # absent before the legacy sweep has run, so earlier results collect byte-identically
-        tables["legacy_cv.csv"] = csv_text(legacy_rows)
-        summary["legacy_cv"] = _nan_to_none(legacy)
-    comps = _comparisons(results)
+    for split, name in SPLITS.items():
+        try:
+            pooled_rows, pooled = collect_pooled(results, split)
+        except PoolError as e:
+            raise CollectError(str(e)) from None
+        if pooled_rows:  # absent before its sweep has run, so earlier results collect byte-identically
+            tables[f"{name}.csv"] = csv_text(pooled_rows)
+            summary[name] = _nan_to_none(pooled)
+    interval = {}
+    if "cv.csv" in tables:
+        from miar import crossval  # lazy: only with the cross-validated study's records
+
+        calibration = crossval.calibration_rows(results)
+        method, why = crossval.interval_method(calibration)
+        interval = dict.fromkeys(crossval.cv_families(), method)
+        summary["cv_interval"] = {"interval": method, "why": why}
+        tables["cv_calibration.csv"] = csv_text(calibration)
+        tables["cv_sensitivity.csv"] = csv_text(crossval.sensitivity_rows(results, interval=method))
+    comps = _comparisons(results, interval)
     summary["comparisons"] = _nan_to_none(comps)
     tables["comparisons.csv"] = csv_text(comps)
     (results / "tables").mkdir(parents=True, exist_ok=True)
@@ -177,12 +193,12 @@ def collect(results: str | Path = "results") -> dict:
     return summary
 
 
-def _comparisons(results: Path) -> list[dict]:
+def _comparisons(results: Path, interval: dict) -> list[dict]:
     """Every declared comparison (miar/experiments/comparisons.yaml), with a progress bar on a terminal."""
     families = load_families()
     total = sum(len(f["pairs"]) for f in families.values())
     with tqdm(total=total, desc="comparisons", unit="pair", disable=not sys.stderr.isatty()) as bar:
-        return comparisons(results, families, progress=lambda *_: bar.update())
+        return comparisons(results, families, progress=lambda *_: bar.update(), interval=interval)
 
 
 __all__ = ["CollectError", "TABLES", "collect", "cross_check", "find_runs", "run_row", "summarize", "SCHEMA_VERSION"]
