@@ -77,11 +77,15 @@ tune: setup features  ## the tuning studies -> results/tune/ (Optuna SQLite + ea
 # (results/tune/<study>-best.yaml), the primary table (leak-free, both splits, 10 seeds), the ablations, the legacy
 # features cross-fitted inside the bc test videos, the synthetic truths; then the alignment analysis and the tables.
 # Every step skips what is complete, so an interrupted study resumes where it stopped; then text generalization.
-STUDY_SWEEPS := primary ablations synthetic legacy textgen primary_ft
+# The cross-validated primary study (miar/experiments/designs/all_cv.yaml): every tuning trial re-scored with seeds
+# 3 and 4 (validation only; results/tune/rescored/), then the sweep cv at the re-scored choices.
+STUDY_SWEEPS := primary ablations synthetic legacy textgen primary_ft cv
+RESCORE_SEEDS := 3 4
 study: setup $(MPNET)  ## run the study's missing runs (complete runs are skipped), its alignment, tables
 	@test -f "$(MIAR_DATA)/CMU-MOSI/text_train0.csv" || { echo "real CMU-MOSI data not found at $(MIAR_DATA); set MIAR_DATA (see README)"; exit 2; }
 	$(MAKE) tune
 	@for m in $(TUNED_MODELS); do $(VENV)/bin/miar tune mosi_std_$$m --report >/dev/null || exit $$?; done
+	$(VENV)/bin/miar rescore $(addprefix mosi_std_,$(TUNED_MODELS)) --seeds $(RESCORE_SEEDS) --workers 2
 	@for s in $(STUDY_SWEEPS); do \
 	  if $(VENV)/bin/miar sweep $$s --dry-run | grep -E "^  (new|incomplete|changed)" >/dev/null; then \
 	    $(VENV)/bin/miar sweep $$s --workers 2 || exit $$?; fi; done

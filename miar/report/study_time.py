@@ -19,7 +19,7 @@ def sweep_records(results: str | Path, name: str | None = None) -> pd.DataFrame:
 
 
 STUDY_SWEEPS = ("primary", "ablations", "synthetic", "legacy", "textgen")  # the redesigned study (make study), after tuning
-RESUMED_SWEEPS = ("primary_ft",)  # sweeps too long for one session: their time is the sum of their invocations
+RESUMED_SWEEPS = ("primary_ft", "cv")  # sweeps too long for one session: their time is the sum of their invocations
 
 
 def _full(results: str | Path, name: str) -> dict | None:
