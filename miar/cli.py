@@ -13,10 +13,10 @@ from pathlib import Path
 
 from miar import __version__
 from miar.config import experiment_path, list_experiments
+from miar.declared import list_sweeps, sweep_path
 from miar.errors import UserError, os_error_line
 from miar.interrupt import Terminated, install_sigint_watchdog
 from miar.study.arguments import check_results
-from miar.study.plan import list_sweeps, sweep_path
 
 DESCRIPTION = "An open reproducibility study of MIAR on CMU-MOSI: train, sweep, align, collect, bench."
 

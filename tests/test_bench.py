@@ -65,7 +65,7 @@ def test_study_wall_time_from_sweep_record_and_run_records(tmp_path):
     assert got["runs"] == 2 and got["sum_of_run_wall_times_s"] == pytest.approx(15.5)
     assert "sweep_wall_s" not in got  # no sweep record yet
     (tmp_path / "sweeps").mkdir()
-    from miar.report.study_time import STUDY_SWEEPS
+    from miar.declared import STUDY_SWEEPS
     for i, name in enumerate(STUDY_SWEEPS):  # the study's time: each of its sweeps, run from scratch
         rec = {"sweep": name, "started_utc": "2026-01-01T00:00:00Z", "wall_s": 450.0, "workers": 2,
                "runs_in_sweep": 2, "runs_executed": 2, "runs_failed": 0, "complete_from_scratch": True}
@@ -109,8 +109,8 @@ def test_a_sweep_spanning_sessions_adds_every_invocation(tmp_path):
     assert f"sweep `{name}` (2 invocations; 0 of 140 runs done so far: 20 by these)" in part and part[-1] == "total"
     # Complete runs beyond what the records executed: those another study sweep names are that sweep's
     # (timed there); the rest ran in an invocation that wrote no record, and the table says so.
+    from miar.declared import sweep_runs
     from miar.records import RECORD_FILES
-    from miar.study.plan import sweep_runs
     shared = sorted(sweep_runs(name) & set().union(*(sweep_runs(n) for n in STUDY_SWEEPS)))
     own = sorted(sweep_runs(name) - set(shared))
     assert shared and len(own) >= 23

@@ -79,9 +79,38 @@ def test_no_import_cycle_between_miar_modules():
     graph = import_graph()
     assert {"miar.train", "miar.model.build", "miar.study.executor", "miar.bench.cli"} <= set(graph)
     assert "miar.data.validate" in graph["miar.data.check"]
-    assert "miar.report.study_time" in graph["miar.bench.cli"]  # an import inside a function counts too
+    assert "miar.sweep_records" in graph["miar.bench.cli"]  # an import inside a function counts too
     assert "miar.config" not in graph["miar.config_checks"]  # a TYPE_CHECKING import does not
     assert cycles(graph) == []
+
+
+FORBIDDEN = {  # (importer, imported) packages: the report reads what was planned from miar.declared, not the runner;
+    ("miar.report", "miar.study"),  # the benchmark reads the sweep records from miar.sweep_records, not the book layer
+    ("miar.bench", "miar.report"),
+}
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def layering_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from one wing into a wing it must not reach (:data:`FORBIDDEN`), as "importer -> imported"."""
+    return sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps for low, high in FORBIDDEN
+                  if _within(m, low) and _within(d, high))
+
+
+def test_the_layering_check_finds_a_forbidden_import():
+    """A report module that imports the runner, or a benchmark module that imports the report, is named."""
+    graph = {"miar.report.tables": {"miar.study.plan", "miar.declared"}, "miar.bench.cli": {"miar.report"},
+             "miar.study.plan": {"miar.declared"}, "miar.reporting": {"miar.study"}}
+    assert layering_violations(graph) == ["miar.bench.cli -> miar.report", "miar.report.tables -> miar.study.plan"]
+
+
+def test_the_report_does_not_import_the_runner_nor_the_benchmark_the_report():
+    """Layers by role: what both wings need (the declared sweeps, spaces and tuning choices; the sweep records)
+    lives below both, in miar.declared and miar.sweep_records."""
+    assert layering_violations(import_graph()) == []
 
 
 def test_notebooks_do_not_import_the_runner():

@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.report.study import NOT_RUN
-from miar.report.study_time import study_wall, sweep_records
-from miar.study.record import KERNELS_FRESH, KERNELS_REUSED
+from miar.sweep_records import KERNELS_FRESH, KERNELS_REUSED, study_wall, sweep_records
 
 TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
 TARGET_EPOCH_S = 30.0  # one MIAR epoch at MOSEI size on 2 CPU cores

@@ -82,7 +82,7 @@ def main_config(results: str | Path = "results"):
     """(name, Config) of the study's main experiment: ``mosi_std_miar`` with the values its search chose
     (``results/tune/mosi_std_miar-best.yaml``; the untuned recipe until the search has run)."""
     from miar import config as C
-    from miar.study.plan import tuned_overrides
+    from miar.declared import tuned_overrides
 
     study = TUNING["miar"]
     try:
@@ -99,7 +99,7 @@ def main_config(results: str | Path = "results"):
 def study_overrides(sweeps: tuple[str, ...] = ("ablations", "textgen")) -> dict[str, list[str]]:
     """Experiment display name -> the overrides its sweep entry adds (the ablation's delta, read from the sweep
     files as written: the tuned values an entry starts from are not part of it)."""
-    from miar.study.plan import SWEEPS_DIR
+    from miar.declared import SWEEPS_DIR
 
     out = {}
     for sweep in sweeps:

@@ -3,6 +3,8 @@ experiments each chapter reads (:func:`planned`) and the words for missing resul
 
 from __future__ import annotations
 
+from miar.declared import MODEL_NAMES, TUNING  # noqa: F401 (TUNING re-exported: model -> its tuning study)
+
 RESULTS_ENV = "MIAR_RESULTS"  # overrides the results directory the book reads (tests use it)
 MAIN = "mosi_std_miar+tuned"  # the primary setting: standard split, leak-free modalities, the tuned configuration
 PRIMARY = "mae"  # the metric the verdicts use: the trained objective and the selection criterion
@@ -17,8 +19,9 @@ METRIC_INFO = {  # label, display scale, decimals (accuracies and F1 in percent,
     "has0_macro_f1": ("Has0 macro-F1", 100, 2), "modality_gap": ("Modality gap", 1, 3),
 }
 LOWER_IS_BETTER = {"mae", "modality_gap"}
-MODELS = {"miar": "MIAR (ours)", "text_only": "Text only", "early_fusion": "Early fusion",
+LABELS = {"miar": "MIAR (ours)", "text_only": "Text only", "early_fusion": "Early fusion",
           "late_fusion": "Late fusion", "bclstm": "bc-LSTM (ours)", "mult": "MulT (ours)", "misa": "MISA (ours)"}
+MODELS = {m: LABELS[m] for m in MODEL_NAMES}  # the compared models (miar.declared), in its order, with their labels
 
 
 def tuned(model: str, split: str = "std") -> str:
@@ -51,7 +54,6 @@ MAIN_FT_TABLE = {variant(FT, tuned(m)): lab for m, lab in MODELS.items()}  # sta
 BC_FT_TABLE = {variant(FT, tuned(m, "bclf")): lab for m, lab in MODELS.items()}  # bc split, the same
 SEEDS_PLANNED = 10  # the primary table's seeds (1111-1120); the fine-tuned arm's comparisons count when complete
 LEGACY_TABLE = {f"legacy_{m}": lab for m, lab in MODELS.items()}  # released T+A+V, cross-fitted in the bc test
-TUNING = {m: f"mosi_std_{m}" for m in MODELS}  # model -> its tuning study (results/tune/<study>.db)
 ABLATIONS = {  # variant of MAIN -> what it changes (miar/experiments/sweeps/ablations.yaml holds the overrides)
     "no_contrastive": "no contrastive term", "no_interaction": "no feature interaction (pooled tokens)",
     "no_norm": "no normalization after projection", "tokens3": "three tokens (no fused token)",
@@ -75,7 +77,7 @@ HEADLINE = ("has0_acc2", "non0_acc2", "non0_f1", "acc7", "mae", "corr")  # the c
 
 def planned() -> dict[str, list[str]]:
     """The experiments this book reads, by chapter."""
-    from miar.study.plan import sweep_experiments
+    from miar.declared import sweep_experiments
 
     return {"primary table (standard split)": list(MAIN_TABLE),
             "primary table (bc split, leak-free)": list(BC_TABLE),
