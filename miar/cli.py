@@ -38,7 +38,7 @@ def _train(args) -> int:
 
 def _features(args) -> int:
     from miar.data import data_root
-    from miar.data.encoders import compute_features
+    from miar.data.text_features import compute_features
     root = data_root(args.data)
     cache = Path(args.cache) if args.cache else None  # None: the loader's own default
     for enc in args.encoder:

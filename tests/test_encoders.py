@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from miar.data.batch import DataError
-from miar.data.encoders import (
+from miar.data.mosi import load_mosi
+from miar.data.text_features import (
     ENCODER_DIMS,
     compute_features,
     default_cache_dir,
@@ -17,7 +18,6 @@ from miar.data.encoders import (
     load_features,
     write_npz,
 )
-from miar.data.mosi import load_mosi
 
 
 def needs(module: str):

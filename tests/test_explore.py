@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from miar.report import errors as E
+from miar.report import error_analysis as E
 from miar.report import explore as X
 from miar.report import explore_pair as P
 

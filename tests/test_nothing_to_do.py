@@ -12,8 +12,8 @@ import pytest
 from faultkit import TINY, main, snapshot
 
 from miar import config as C
+from miar.atomic import write_together
 from miar.report.sphinx import results_fingerprint
-from miar.staged import write_together
 from miar.study import freshness
 from miar.train import fit
 

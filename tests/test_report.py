@@ -111,7 +111,7 @@ def test_results_table_formats_mean_std_and_ci(fake):
     acc = summarize_seeds(values[R.MAIN]["non0_acc2"])
     assert table.loc[0, "Non0 Acc-2 (%)"] == f"{100 * acc['mean']:.2f} ± {100 * acc['std']:.2f}"
     assert table.loc[0, "Seeds"] == len(SEEDS)
-    assert table.loc[1, "MAE"] == "-" and table.loc[1, "Seeds"] == R.NOT_RUN
+    assert table.loc[1, "MAE"] == "-" and table.loc[1, "Seeds"] == R.NOT_YET_RUN
     ci = R.results_table(summary, {R.MAIN: "MIAR"}, ci=True)
     assert ci.loc[0, "MAE"] == f"[{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
 
@@ -142,9 +142,9 @@ def test_welch_matches_hand_computation():
 def test_verdicts_and_title(fake):
     root, _ = fake
     rows = {r["claim"]: r for r in R.verdicts(root)}
-    assert rows["sota"]["verdict"] == R.NOT_RUN  # only one of six baselines has run
+    assert rows["sota"]["verdict"] == R.NOT_YET_RUN  # only one of six baselines has run
     assert "**better**" in rows["sota"]["detail"] and "not run" in rows["sota"]["detail"]
-    assert rows["contrastive"]["verdict"] == R.NOT_RUN
+    assert rows["contrastive"]["verdict"] == R.NOT_YET_RUN
     assert rows["mosei"]["verdict"] == "not testable"
     assert R.title_tag(list(rows.values())) is None
     decided = [{**r, "verdict": "reproduced"} for r in rows.values()]
@@ -161,8 +161,8 @@ def test_claim_verdict_rule():
     assert R.combine(["better", "worse"]) == "contradicted"
     assert R.combine(["better", "equivalent", "inconclusive"]) == "equivalent"
     assert R.combine(["better", "inconclusive"]) == "inconclusive"
-    assert R.combine(["better", "not run"]) == R.NOT_RUN
-    assert R.combine([]) == R.NOT_RUN
+    assert R.combine(["better", "not run"]) == R.NOT_YET_RUN
+    assert R.combine([]) == R.NOT_YET_RUN
 
 
 def test_collect_writes_the_comparisons(fake):
@@ -193,7 +193,7 @@ def test_anchor_table_keeps_published_and_ours_apart(tmp_path):
     share = np.mean(_labels() >= 0)
     assert majority["Ours: mean ± std (n)"].startswith(f"{100 * share:.2f} ± 0.00")
     bclstm = table[table["Ours: experiment"] == f"`{R.tuned('bclstm', 'bclf')}`"].iloc[0]
-    assert bclstm["Ours − published"] == R.NOT_RUN
+    assert bclstm["Ours − published"] == R.NOT_YET_RUN
     assert mmmu.iloc[0]["Ours − published"].startswith(f"{100 * s['mean'] - 82.31:+.2f} (")
 
 
@@ -217,11 +217,11 @@ def test_readme_and_tables_without_results(tmp_path):
     empty.mkdir()
     assert "Not yet run" in R.readme_table(empty)
     assert R.load_summary(empty) == {} and R.load_runs(empty).empty
-    assert set(R.results_table({}, R.MAIN_TABLE)["Seeds"]) == {R.NOT_RUN}
-    assert all(r["verdict"] in (R.NOT_RUN, "not testable") for r in R.verdicts(empty))
+    assert set(R.results_table({}, R.MAIN_TABLE)["Seeds"]) == {R.NOT_YET_RUN}
+    assert all(r["verdict"] in (R.NOT_YET_RUN, "not testable") for r in R.verdicts(empty))
     assert R.notebooks(empty) == [] and R.bench_files(empty) == [] and R.env_frame(empty).empty
     assert R.alignment_frame(empty).empty and R.gate_table(empty, R.MAIN).empty
-    assert "Not yet run" in R.not_yet_run("The main table") and R.NOT_RUN in R.not_yet_run("x")
+    assert "Not yet run" in R.not_yet_run("The main table") and R.NOT_YET_RUN in R.not_yet_run("x")
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
     with pytest.raises(ValueError, match="results:start"):
@@ -234,7 +234,7 @@ def test_extras_alignment_gate_bench_notebooks_env(tmp_path):
     align = R.alignment_frame(tmp_path)
     assert len(align) == 2 * 2 * len(SEEDS)  # two experiments x tokens/features x seeds
     rows = {r["claim"]: r for r in R.verdicts(tmp_path)}
-    assert rows["alignment"]["verdict"] == R.NOT_RUN  # MOSI better, the synthetic pair not run yet
+    assert rows["alignment"]["verdict"] == R.NOT_YET_RUN  # MOSI better, the synthetic pair not run yet
     assert "better" in rows["alignment"]["detail"]
     strengths = f"{R.SYNTH_STRENGTHS}+gate"
     write_fake_results(tmp_path, {**exps, R.SYNTH: 0.5, f"{R.SYNTH}+no_contrastive": 0.5, strengths: 0.5},
@@ -339,7 +339,7 @@ def test_bench_tables_split_nested_records(tmp_path):
 def test_fmt_handles_missing_values():
     assert R.fmt(None, "mae") == "-" and R.fmt(float("nan"), "mae") == "-"
     assert R.fmt(0.81234, "has0_acc2") == "81.23" and R.fmt(0.81234, "mae") == "0.812"
-    assert R.fmt_stats(None, "mae") == R.NOT_RUN
+    assert R.fmt_stats(None, "mae") == R.NOT_YET_RUN
 
 
 def _fake_tuning(root: Path, study: str, values: list[float]) -> None:
@@ -363,7 +363,7 @@ def test_tuning_report_reads_the_studies_and_chooses_on_validation_only(tmp_path
     budget = R.budget_table(tmp_path).set_index("Model")
     assert budget.loc["MIAR (ours)", "Trials"] == 3 and budget.loc["MIAR (ours)", "Chosen trial"] == "t0001"
     assert budget.loc["MIAR (ours)", "Validation MAE (chosen)"] == "0.765"
-    assert budget.loc["Text only", "Trials"] == R.NOT_RUN
+    assert budget.loc["Text only", "Trials"] == R.NOT_YET_RUN
     rescored = tmp_path / "tune" / "runs" / f"{R.TUNING['miar']}+t0000" / "s3"  # miar rescore's extra seed
     rescored.mkdir(parents=True)
     (rescored / "metrics.json").write_text(json.dumps({"valid": {"mae": 5.0}, "test": None}))

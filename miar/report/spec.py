@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from miar.report.study import MAIN, TUNING, variant
+from miar.report.catalog import MAIN, TUNING, variant
 
 SPEC = (  # choice the abstract leaves open, config key, ablation variants of MAIN that vary it
     ("How the four feature tokens are formed", "model.token_scheme", ("h2", "h3")),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.declared import SPACES_DIR, TUNING, search_seeds  # noqa: F401 (search_seeds: re-exported)
-from miar.report.study import MODELS, NOT_RUN, PRIMARY, tuned
+from miar.report.catalog import MODELS, NOT_YET_RUN, PRIMARY, tuned
 
 
 def _valid(summary: dict, name: str) -> dict | None:
@@ -86,7 +86,7 @@ def budget_table(results: str | Path) -> pd.DataFrame:
     for model, lab in MODELS.items():
         b = best.get(model)
         t = trials(results, TUNING[model])
-        rows.append({"Model": lab, "Trials": len(t) if not t.empty else NOT_RUN,
+        rows.append({"Model": lab, "Trials": len(t) if not t.empty else NOT_YET_RUN,
                      "Seeds per trial": len(b["seeds"]) if b else "-", "Hyperparameters searched": _space_size(model),
                      "Chosen trial": f"t{b['trial']:04d}" if b else "-",
                      f"Validation {PRIMARY.upper()} (chosen)": f"{b[f'valid_{PRIMARY}']:.3f}" if b else "-",

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from miar.atomic import write_together
 from miar.errors import ConfigError
 from miar.records import csv_text
-from miar.staged import write_together
 from miar.study.tune import fmt
 
 RESCORED = "rescored"

@@ -11,7 +11,7 @@ PRIMARY = "mae"  # the metric the verdicts use: the trained objective and the se
 SECONDARY = "non0_acc2"
 RERUN = "make study (miar tune for each model, then miar sweep primary, ablations, legacy, synthetic; miar collect)"
 ALIGN_RERUN = "miar align <experiment> (papermill runs notebooks/alignment.ipynb over its runs with model.pt)"
-NOT_RUN = "not yet run"
+NOT_YET_RUN = "not yet run"
 METRIC_INFO = {  # label, display scale, decimals (accuracies and F1 in percent, as the field reports them)
     "has0_acc2": ("Has0 Acc-2", 100, 2), "has0_f1": ("Has0 F1", 100, 2),
     "non0_acc2": ("Non0 Acc-2", 100, 2), "non0_f1": ("Non0 F1", 100, 2),
