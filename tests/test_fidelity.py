@@ -14,7 +14,7 @@ def _cfg(**model):
     return C.merge(C.Config(), {"model": {"d_model": 16, "n_heads": 2, "head_hidden": 8, **model}})
 
 
-@pytest.mark.parametrize("scheme", ["h1", "h2", "h3"])
+@pytest.mark.parametrize("scheme", ["query", "directed", "joint"])
 def test_pooled_contrast_keys_the_embeddings_by_modality(scheme):
     torch.manual_seed(0)
     model = build_model(_cfg(token_scheme=scheme, contrast_on="pooled"), DIMS)

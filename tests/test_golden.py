@@ -17,7 +17,7 @@ from miar.model import build_model
 
 VARIANTS = {  # name -> model config delta (d_model 16, 2 heads, head_hidden 8 for all)
     "miar": {"name": "miar"},
-    "miar_gate_h3": {"name": "miar", "gate": True, "token_scheme": "h3"},
+    "miar_gate_h3": {"name": "miar", "gate": True, "token_scheme": "joint"},
     "text_only": {"name": "text_only"},
     "early_fusion": {"name": "early_fusion"},
     "late_fusion": {"name": "late_fusion"},

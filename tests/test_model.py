@@ -25,14 +25,14 @@ def test_masked_mean_and_pool_by_hand():
 
 
 @pytest.mark.parametrize("scheme,interaction,n_tokens,gate,norm,encoder", [
-    combo for combo in itertools.product(["h1", "h2", "h3"], [True, False], [3, 4], [True, False],
+    combo for combo in itertools.product(["query", "directed", "joint"], [True, False], [3, 4], [True, False],
                                          ["layernorm"], ["transformer"])
-] + [("h1", True, 4, False, n, e) for n in ["batchnorm", "none"] for e in ["lstm", "none"]])
+] + [("query", True, 4, False, n, e) for n in ["batchnorm", "none"] for e in ["lstm", "none"]])
 def test_shapes_and_gradients_reach_every_encoder(scheme, interaction, n_tokens, gate, norm, encoder):
     model = build(token_scheme=scheme, interaction=interaction, n_tokens=n_tokens, gate=gate,
                   norm=norm, encoder=encoder)
     out = model(make_batch())
-    k = n_tokens if (scheme == "h2" and interaction) else 3 + (n_tokens == 4)
+    k = n_tokens if (scheme == "directed" and interaction) else 3 + (n_tokens == 4)
     assert out.pred.shape == (5,)
     assert out.tokens.shape == (5, k, 16) and len(out.token_names) == k
     assert set(out.embeddings) == set(out.token_names)
@@ -46,8 +46,8 @@ def test_shapes_and_gradients_reach_every_encoder(scheme, interaction, n_tokens,
         assert g is not None and g.abs().sum() > 0, f"no gradient reaches the {m} projection"
 
 
-@pytest.mark.parametrize("scheme,encoder", [("h1", "transformer"), ("h2", "transformer"),
-                                            ("h3", "transformer"), ("h1", "lstm")])
+@pytest.mark.parametrize("scheme,encoder", [("query", "transformer"), ("directed", "transformer"),
+                                            ("joint", "transformer"), ("query", "lstm")])
 def test_padding_does_not_change_predictions(scheme, encoder):
     model = build(token_scheme=scheme, encoder=encoder).eval()
     b = make_batch()

@@ -312,7 +312,7 @@ def test_every_inferred_config_key_is_in_the_specification_table():
     table = R.spec_table(cfg, {})
     assert len(table) == len(R.SPEC)
     row = table[table["Config key"].str.startswith("`model.token_scheme`")].iloc[0]
-    assert row["Our default"] == f"`{cfg.model.token_scheme}`" and "`h2`" in row["Alternatives"]
+    assert row["Our default"] == f"`{cfg.model.token_scheme}`" and "`directed`" in row["Alternatives"]
     assert "not in the ablations sweep" in row["Ablation"]  # no overrides given: said so, not "planned"
     lr = table[table["Config key"].str.startswith("`train.lr`")]
     if not lr.empty:  # a float config value shows to 3 significant digits

@@ -60,8 +60,8 @@ ABLATIONS = {  # variant of MAIN -> what it changes (miar/experiments/sweeps/abl
     "gate": "learned gate over the tokens",
     "pooled": "contrastive term on the pooled unimodal features (before the interaction)",
     "no_norm_noz": "no normalization and no input z-scoring", "w128l2": "width 128, two layers",
-    "batchnorm": "batch norm instead of layer norm", "h2": "token scheme H2 (directed, MulT-like)",
-    "h3": "token scheme H3 (one joint masked transformer)", "learnable_temp": "learnable temperature",
+    "batchnorm": "batch norm instead of layer norm", "h2": "directed tokens (MulT-like)",
+    "h3": "joint tokens (one masked transformer)", "learnable_temp": "learnable temperature",
     "supcon": "supervised contrastive (polarity positives)", "context0": "no neighbouring utterances",
     "context8": "a wider window of neighbouring utterances",
 }

@@ -12,7 +12,7 @@ import pandas as pd
 from miar.report.catalog import MAIN, TUNING, variant
 
 SPEC = (  # choice the abstract leaves open, config key, ablation variants of MAIN that vary it
-    ("How the four feature tokens are formed", "model.token_scheme", ("h2", "h3")),
+    ("How the four feature tokens are formed", "model.token_scheme", ("directed", "joint")),
     ("How many tokens (the abstract: four)", "model.n_tokens", ("tokens3",)),
     ("Whether tokens come from cross-modal interaction at all", "model.interaction", ("no_interaction",)),
     ("Normalization after projecting to the shared width", "model.norm", ("no_norm", "batchnorm", "no_norm_noz")),

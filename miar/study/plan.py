@@ -164,7 +164,7 @@ def status(run: Run, results: Path) -> str:
     d = run.run_dir(results)
     if is_complete(d):
         try:
-            same = (d / "config.yaml").read_text(encoding="utf-8") == run.config_yaml
+            same = C.identity((d / "config.yaml").read_text(encoding="utf-8")) == C.identity(run.config_yaml)
         except (OSError, UnicodeDecodeError):
             return "incomplete"
         if not same:
