@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/, every tier
 RUNNERS = {"run", "call", "check_call", "check_output"}  # subprocess functions that wait for the child
 WAITS = {"wait", "communicate"}  # Popen (and psutil.Process) methods that block until the child ends
 READS = {"read", "readline", "readlines"}

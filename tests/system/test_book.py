@@ -25,7 +25,7 @@ import yaml
 from miar import report as R
 from miar.pooled import FOLD_DIR
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRACEBACK = "Traceback (most recent call last)"
 ERROR_WORDS = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b")
 TEXT_OUTPUT = ("stream", "text_plain", "traceback", "error", "stderr")  # classes of printed (not rendered) outputs
@@ -305,7 +305,7 @@ def test_blank_image_is_rejected(tmp_path):
 @pytest.mark.slow
 def test_book_with_fake_results(tmp_path):
     """Every chapter populated from a fake results directory: the numbers shown are those of summary.json."""
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))  # tests/integration/test_report.py
     from test_report import write_fake_results
 
     exps = {R.MAIN: 0.5, **{n: 0.6 + 0.05 * i for i, n in enumerate(R.BASELINES)},

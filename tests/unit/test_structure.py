@@ -5,7 +5,7 @@ functions (an import moved into a function hides a cycle from Python, not from t
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "miar"
+PACKAGE = Path(__file__).resolve().parents[2] / "miar"
 
 
 def module_name(path: Path) -> str:
@@ -132,18 +132,6 @@ def test_notebooks_ship_in_the_package():
     assert (notebooks_dir() / "train.ipynb").is_file()
 
 
-def test_notebooks_are_stripped_and_stay_so():
-    """.gitattributes filters notebooks/*.ipynb through nbstripout; each is already what the filter writes."""
-    import subprocess
-    import sys
-
-    assert "notebooks/*.ipynb filter=nbstripout" in (PACKAGE.parent / ".gitattributes").read_text()
-    for nb in sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")):
-        stripped = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t", str(nb)],
-                                  capture_output=True, text=True, check=True, timeout=120).stdout
-        assert stripped == nb.read_text(), f"{nb.name} has outputs or metadata nbstripout removes"
-
-
 WARN_MODULE_LINES, WARN_FUNCTION_LINES = 300, 40  # budgets: past them, split by role when the module next grows
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60  # limits: past them, split now
 REASON = "# long:"  # e.g. "def table(...):  # long: one row per figure reads better in one place"
@@ -177,3 +165,43 @@ def test_small_modules_and_functions():
 def test_the_size_check_sees_the_package():
     found = list(_lengths())
     assert len(found) > 500 and any(n > 100 for _, n, _, _ in found)
+
+
+TESTS = PACKAGE.parent / "tests"
+TIERS = ("unit", "integration", "system")
+NOT_IN_UNIT = ("subprocess", "papermill", "nbclient", "nbval", "dask", "distributed")  # processes, notebooks, clusters
+
+
+def heavy_imports(source: str, name: str = "<test>") -> list[str]:
+    """The modules of :data:`NOT_IN_UNIT` that ``source`` imports anywhere (module level, inside a function, or
+    through ``pytest.importorskip``)."""
+    found = set()
+    for node in ast.walk(ast.parse(source, name)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "importorskip" and node.args:
+            names = [getattr(node.args[0], "value", "")]  # pytest.importorskip("papermill")
+        else:
+            continue
+        found |= {n for n in names if isinstance(n, str) and n.split(".")[0] in NOT_IN_UNIT}
+    return sorted(found)
+
+
+def test_the_tier_check_finds_a_subprocess_a_notebook_or_a_cluster():
+    """An import of subprocess, papermill or dask, at module level or inside a test, is found."""
+    src = "import os\nimport subprocess\n\ndef test_x():\n    from dask.distributed import Client\n"
+    assert heavy_imports(src) == ["dask.distributed", "subprocess"]
+    assert heavy_imports('pm = pytest.importorskip("papermill")\n') == ["papermill"]
+    assert heavy_imports("import json\nfrom miar import config\n") == []
+
+
+def test_tests_live_in_tiers_and_the_unit_tier_starts_no_process_notebook_or_cluster():
+    """Every test file is in tests/unit, tests/integration or tests/system; a unit test file imports no
+    subprocess, papermill or Dask (those tests belong to the integration or system tier)."""
+    assert sorted(p.name for p in TESTS.glob("test_*.py")) == []
+    assert all(any((TESTS / t).glob("test_*.py")) for t in TIERS)
+    heavy = {p.name: found for p in sorted((TESTS / "unit").glob("*.py"))
+             if (found := heavy_imports(p.read_text(), str(p)))}
+    assert heavy == {}, "move these to tests/integration or tests/system"

@@ -17,7 +17,7 @@ from miar.study.executor import run_sweep
 from miar.study.integrity import notebook_problem
 from miar.study.lock import SweepLocked, results_lock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["train.epochs=1", "data.synthetic.n_train=64", "data.synthetic.n_valid=32", "data.synthetic.n_test=32",
         "train.progress=false"]
 

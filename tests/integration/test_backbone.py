@@ -272,7 +272,7 @@ def test_gpu_tests_and_check_script_skip_cleanly_without_cuda():
     import sys
 
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
-                        "tests/test_gpu.py"], capture_output=True, text=True, timeout=300)
+                        "tests/integration/test_gpu.py"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and " skipped" in r.stdout and "passed" not in r.stdout and "error" not in r.stdout
     r = subprocess.run(["bash", "scripts/gpu_check.sh"], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHON": sys.executable})

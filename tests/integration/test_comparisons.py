@@ -11,7 +11,7 @@ import pytest
 from miar import comparisons as K
 from miar.metrics import METRICS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _record(results: Path, experiment: str, seed: int, pred, label, ids, valid_mae=0.5, predictions=True):

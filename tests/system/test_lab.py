@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 websocket = pytest.importorskip("websocket")
 pytestmark = pytest.mark.skipif(not (REPO / ".venv" / "bin" / "jupyter").is_file() or not shutil.which("make"),
                                 reason="needs make and the project's .venv (make setup)")

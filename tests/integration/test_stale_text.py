@@ -11,7 +11,7 @@ import pytest
 from miar import report as R
 from miar.report.study_time import study_wall
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 FENCE = re.compile(r"^(`{3,}|:{3,})\{code-cell\}.*?^\1\s*$", re.M | re.S)  # a MyST code cell
 CODE = re.compile(r"^```.*?^```\s*$", re.M | re.S)  # a plain code block (README)

@@ -21,7 +21,7 @@ from miar.metrics import METRICS
 from miar.study.params import check_parameters
 from miar.study.plan import load_sweep
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["train.epochs=1", "data.synthetic.n_train=64", "data.synthetic.n_valid=32", "data.synthetic.n_test=32",
         "train.progress=false"]
 

@@ -277,7 +277,7 @@ def test_drivers_on_one_study_share_its_trials(tmp_path):
 def test_a_committed_study_reports_as_it_did(tmp_path):
     """The committed studies stored no definition: --report on a copy writes their committed files unchanged."""
     import shutil
-    committed = Path(__file__).resolve().parents[1] / "results" / "tune"
+    committed = Path(__file__).resolve().parents[2] / "results" / "tune"
     db = sorted(committed.glob("*.db"))[0]
     shutil.copy(db, tmp_path / db.name)
     rc, _, err = main(["tune", db.stem, "--results", tmp_path, "--report"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.wheel]
 TOP_LEVEL_SKIP = ("results", "_build", "dist", "data", "runs")  # not part of the package, and large
 

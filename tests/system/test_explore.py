@@ -17,7 +17,7 @@ from miar.report import explore as X
 from miar.report import explore_pair as P
 
 pm = pytest.importorskip("papermill")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "explore.ipynb"
 
 

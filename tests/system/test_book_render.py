@@ -1,5 +1,5 @@
 """The layout check of the built book (``scripts/book_layout.py``, run by ``scripts/check_book_render.py
---measure`` and by tests/test_book.py on every page): it finds a table wider than the content column, a figure
+--measure`` and by tests/system/test_book.py on every page): it finds a table wider than the content column, a figure
 shown below 0.8 of its drawn width, a raw dict or an over-precise float in a table cell, and passes a page that
 has none of these. The judgement is tested on numbers; the measurement on a small page in real Chromium."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _script(name: str):

@@ -54,7 +54,7 @@ def test_headroom_finds_a_complementary_modality_and_not_noise():
 
 
 def test_probe_script_says_one_line_without_data(tmp_path, capsys):
-    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_data.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "probe_data.py"
     spec = importlib.util.spec_from_file_location("probe_data", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -25,7 +25,7 @@ GAP = dict(n_train=1000, n_valid=8, n_test=400, seq_len=8, dims=(16, 16, 16), st
 # (commit d8fae3e; committed records and the smoke tests depend on this output), saved by that code. Compared to
 # float32 rounding, not bit for bit: numpy's SIMD tanh/sin differ in the last bit between CPUs (AVX2, AVX-512), so
 # a hash of the bytes held on one machine and failed on another with the same code.
-GOLDEN = Path(__file__).parent / "fixtures" / "synthetic_d8fae3e.npz"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "synthetic_d8fae3e.npz"
 GOLDEN_CASES = [dict(n_train=40, n_valid=8, n_test=16, seq_len=6, dims=(8, 5, 6)),
                 dict(n_train=30, n_valid=8, n_test=16, aligned=False, unaligned_lens=(5, 9, 11), shift=(0, 2, 1),
                      dims=(8, 5, 6), strength=(1, 0, .5))]

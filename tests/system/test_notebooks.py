@@ -17,7 +17,7 @@ import pytest
 from miar.records import RECORD_FILES
 
 pm = pytest.importorskip("papermill")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 
 
@@ -96,3 +96,12 @@ def test_nbval(tmp_path):
                         "-q", "-p", "no:cacheprovider"],
                        cwd=REPO, capture_output=True, text=True, timeout=900, env=os.environ.copy())
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_notebooks_are_stripped_and_stay_so():
+    """.gitattributes filters notebooks/*.ipynb through nbstripout; each is already what the filter writes."""
+    assert "notebooks/*.ipynb filter=nbstripout" in (REPO / ".gitattributes").read_text()
+    for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
+        stripped = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t", str(nb)],
+                                  capture_output=True, text=True, check=True, timeout=120).stdout
+        assert stripped == nb.read_text(), f"{nb.name} has outputs or metadata nbstripout removes"

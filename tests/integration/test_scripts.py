@@ -4,7 +4,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("compare_records", REPO / "scripts" / "compare_records.py")
 compare_records = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare_records)

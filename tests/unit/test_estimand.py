@@ -125,7 +125,7 @@ def test_committed_comparisons_are_of_single_models_on_equal_seeds():
 
     from miar.comparisons import ESTIMAND, ESTIMAND_POOLED, NOT_RUN
 
-    root = Path(__file__).resolve().parents[1] / "results" / "tables"
+    root = Path(__file__).resolve().parents[2] / "results" / "tables"
     comps = pd.read_csv(root / "comparisons.csv")
     assert (comps["n_seeds_a"] == comps["n_seeds_b"]).all()
     assert set(comps["estimand"]) <= {ESTIMAND, ESTIMAND_POOLED}

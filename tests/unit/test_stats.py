@@ -176,7 +176,7 @@ def test_calibration_script_writes_its_record(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_stats.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "calibrate_stats.py"
     spec = importlib.util.spec_from_file_location("calibrate_stats", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

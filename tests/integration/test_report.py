@@ -472,7 +472,7 @@ def test_quiet_build_filters_only_the_noise():
     assert not f.filter(rec(logging.INFO, "myst-nb v%s: %s"))
     assert f.filter(rec(logging.WARNING, "myst v%s: something is wrong"))
     assert f.filter(rec(logging.INFO, "reading sources..."))
-    cfg = Path(__file__).resolve().parents[1] / "scripts" / "ipython_kernel_config.py"
+    cfg = Path(__file__).resolve().parents[2] / "scripts" / "ipython_kernel_config.py"
     exec(compile(cfg.read_text(), str(cfg), "exec"), {})  # what every kernel of the venv runs at start
     logger = logging.getLogger("IPKernelApp")
     assert not all(flt.filter(rec(logging.WARNING, "Kernel is running over TCP without encryption. x"))

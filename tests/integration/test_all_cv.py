@@ -12,7 +12,7 @@ import yaml
 from miar import config as C
 from miar.data.cv import ALL_SALT, FOLD_SALT, cv_parts, fold_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DESIGN = yaml.safe_load((ROOT / "miar/experiments/designs/all_cv.yaml").read_text())
 VIDEOS = [f"vid{i:02d}" for i in range(93)]
 

@@ -11,7 +11,7 @@ from test_report import write_fake_results
 
 from miar import report as R
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #  MIAR clearly better than the variant without the contrastive term, clearly worse than the one without
 #  the feature interaction: one claim reproduced, one contradicted.
 EXPERIMENTS = {R.MAIN: 0.5, R.variant("no_contrastive"): 1.0, R.variant("no_interaction"): 0.2}

@@ -26,7 +26,7 @@ from miar.study.verify import TOLERANCE, DatasetLabels, verify
 from miar.train import fit
 
 SEEDS = (1111, 1112)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

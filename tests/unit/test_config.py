@@ -74,7 +74,7 @@ def test_every_shipped_experiment_resolves():
         C.load("margins")
 
 
-RECORDS = Path(__file__).resolve().parents[1] / "results" / "runs"
+RECORDS = Path(__file__).resolve().parents[2] / "results" / "runs"
 
 
 @pytest.mark.parametrize("old,new", sorted(C.LEGACY_TOKEN_SCHEMES.items()))

@@ -2,7 +2,7 @@
 
 The values were written by this file's ``__main__`` from the code at the commit that added them; a change
 to any model's parameter-initialisation order or arithmetic shows here. Regenerate them only on purpose
-(``python tests/test_golden.py``), and say in the commit why the numbers moved.
+(``python tests/unit/test_golden.py``), and say in the commit why the numbers moved.
 """
 
 import sys
@@ -65,7 +65,7 @@ def test_every_model_has_golden_values():
 
 
 if __name__ == "__main__":  # print a fresh GOLDEN table
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))  # tests/: batches.py
     for variant in VARIANTS:
         for context in (False, True):
             print(f'    ("{variant}", {context}): {[round(v, 6) for v in predictions(variant, context)]},')
@@ -82,7 +82,7 @@ def test_weights_saved_before_the_shared_encoder_predict_as_recorded():
 
     # the record of results/runs/synth_shift/s1111 (commit 5f0be71, before the shared encoder), kept as a fixture
     # when the study's redesign retired synth_shift's records
-    run = Path(__file__).resolve().parent / "fixtures" / "old_layout_run"
+    run = Path(__file__).resolve().parents[1] / "fixtures" / "old_layout_run"
     _, test, model = load_run(run, "test")
     with torch.no_grad():
         pred = torch.cat([model(b).pred for b in iterate(test, 256)]).tolist()
