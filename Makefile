@@ -41,15 +41,17 @@ bench: setup  ## the speed benchmark beside MMSA's MulT -> results/bench/cpu.jso
 lint: setup  ## ruff: pyflakes, import order, complexity (pyproject.toml [tool.ruff])
 	$(VENV)/bin/ruff check miar tests scripts
 
-test: setup lint  ## lint, the default test run (slow and GPU tests excluded), then the wheel check
-	$(PY) -m pytest -q
+test: setup lint  ## lint, the test tiers in turn (slow and GPU tests excluded; a failing tier stops), the wheel check
+	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q tests/system
 	$(MAKE) wheel-check
 
-test-unit: setup  ## the unit layer only (tests/conftest.py's UNIT; under 30 s)
-	$(PY) -m pytest -q -m "unit and not slow"
+test-unit: setup  ## the unit tier only (tests/unit: no subprocess, notebook or Dask; under 30 s)
+	$(PY) -m pytest -q tests/unit
 
 wheel-check: setup  ## the wheel in a fresh venv outside the checkout runs `miar sweep smoke` and `miar collect`
-	$(PY) -m pytest -q -m wheel tests/test_wheel.py
+	$(PY) -m pytest -q -m wheel tests/system/test_wheel.py
 
 test-all: setup  ## every test, slow ones included
 	$(PY) -m pytest -q -m "not gpu"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from miar import __version__
 from miar.config import experiment_path, list_experiments
+from miar.declared import list_sweeps, sweep_path
 from miar.errors import UserError, os_error_line
 from miar.interrupt import Terminated, install_sigint_watchdog
 from miar.study.arguments import check_results
-from miar.study.plan import list_sweeps, sweep_path
 
 DESCRIPTION = "An open reproducibility study of MIAR on CMU-MOSI: train, sweep, align, collect, bench."
 
@@ -38,7 +38,7 @@ def _train(args) -> int:
 
 def _features(args) -> int:
     from miar.data import data_root
-    from miar.data.encoders import compute_features
+    from miar.data.text_features import compute_features
     root = data_root(args.data)
     cache = Path(args.cache) if args.cache else None  # None: the loader's own default
     for enc in args.encoder:

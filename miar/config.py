@@ -9,6 +9,8 @@ Choices MIAR's abstract leaves open are marked ``[inferred]``: the book lists th
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -23,6 +25,7 @@ EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
 DECLARATIONS = ("comparisons", "margins")  # study declarations beside the experiments (miar.comparisons reads them)
 OPTIONAL = {"omit_default": True}  # a key added after records were written: left out of dump() at its default,
 #                                    so every earlier experiment's resolved config.yaml stays byte-identical
+LEGACY_TOKEN_SCHEMES = {"h1": "query", "h2": "directed", "h3": "joint"}  # model.token_scheme's first names
 FINETUNE = ("frozen", "full") + tuple(f"top:{k}" for k in range(1, 13))  # model.finetune values
 
 
@@ -79,7 +82,9 @@ class ModelConfig:
     norm: Literal["layernorm", "batchnorm", "none"] = "layernorm"  # after projection [inferred]
     dropout: float = 0.1
     interaction: bool = True  # False: tokens are pooled per-modality features (ablation)
-    token_scheme: Literal["h1", "h2", "h3"] = "h1"  # how the feature tokens are formed [inferred]
+    # query: QueryTokens (per-modality queries), directed: DirectedTokens (MulT-like text<-m and m<-text), joint:
+    # JointTokens (one masked transformer); the first names h1, h2, h3 still load, with a deprecation warning
+    token_scheme: Literal["query", "directed", "joint"] = "query"  # how the feature tokens are formed [inferred]
     n_tokens: Literal[3, 4] = 4  # 4 = L, A, V + fused M (the abstract's four tokens)
     gate: bool = False  # learned gate over the tokens (unequal contributions) [inferred]
     head_hidden: int = 64
@@ -143,6 +148,31 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# ----------------------------------------------------------------------------- renamed values
+
+def upgrade(data: dict, where: str) -> dict:
+    """``data`` (a YAML delta or an override) with an old ``model.token_scheme`` name (h1, h2, h3) replaced by
+    its new one, and a one-line deprecation warning naming ``where``; other data is returned as is."""
+    model = data.get("model") if isinstance(data, dict) else None
+    old = model.get("token_scheme") if isinstance(model, dict) else None
+    if not isinstance(old, str) or old not in LEGACY_TOKEN_SCHEMES:
+        return data
+    new = LEGACY_TOKEN_SCHEMES[old]
+    warnings.warn(f"{where}: model.token_scheme={old} is deprecated, use {new}", FutureWarning, stacklevel=2)
+    return {**data, "model": {**model, "token_scheme": new}}
+
+
+_SCHEME_LINE = re.compile(r"^(\s+token_scheme: )(query|directed|joint)$", re.MULTILINE)
+_OLD_NAME = {new: old for old, new in LEGACY_TOKEN_SCHEMES.items()}
+
+
+def identity(config_yaml: str) -> str:
+    """A resolved config's identity: its text as records spelled it before ``token_scheme`` was renamed, so a
+    committed record (``h1``) and the same config dumped today (``query``) are one run, and digests of
+    configs (a tuning study's) do not change. Compare and hash configs through this, never the raw text."""
+    return _SCHEME_LINE.sub(lambda m: m.group(1) + _OLD_NAME[m.group(2)], config_yaml)
+
+
 # ----------------------------------------------------------------------------- files
 
 def _read_yaml(path: Path) -> dict:
@@ -190,7 +220,7 @@ def _resolve(path: Path, seen: tuple[str, ...] = ()) -> Config:
     else:
         cfg = Config()
     try:
-        return merge(cfg, data)
+        return merge(cfg, upgrade(data, str(path)))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
@@ -202,10 +232,10 @@ def load(experiment: str, overrides: list[str] | dict | None = None, seed: int |
     if "name" not in _read_yaml(path) and path.parent == EXPERIMENTS_DIR:
         cfg = replace(cfg, name=path.stem)
     if isinstance(overrides, dict):
-        cfg = merge(cfg, overrides)
+        cfg = merge(cfg, upgrade(overrides, "overrides"))
     else:
         for o in overrides or []:
-            cfg = merge(cfg, parse_override(o))
+            cfg = merge(cfg, upgrade(parse_override(o), "override"))
     if seed is not None:
         cfg = replace(cfg, seed=check_value(seed, int, "seed"))
     return validate(cfg)
@@ -216,4 +246,5 @@ def dump(cfg: Config) -> str:
 
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "SyntheticConfig",
-           "ConfigError", "load", "merge", "to_dict", "dump", "parse_override", "list_experiments"]
+           "ConfigError", "load", "merge", "to_dict", "dump", "identity", "parse_override", "list_experiments",
+           "upgrade"]

@@ -5,7 +5,7 @@ operating-system error: the file (or files) and the problem, never a traceback. 
 ``miar``, so every module can raise these.
 
 A new error type subclasses :class:`UserError` (and, where callers catch it so, the builtin it stands for:
-``ValueError``, ``OSError``, ...); ``tests/test_user_errors.py`` walks the package and fails on one that does
+``ValueError``, ``OSError``, ...); ``tests/integration/test_user_errors.py`` walks the package and fails on one that does
 not."""
 
 from __future__ import annotations

@@ -191,7 +191,8 @@ class Trainer:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # a torn or foreign file: say so rather than crash mid-run
             raise C.ConfigError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start over") from None
-        if isinstance(state, dict) and "config" in state and state["config"] != C.dump(self.cfg):
+        same = isinstance(state, dict) and C.identity(str(state.get("config", ""))) == C.identity(C.dump(self.cfg))
+        if isinstance(state, dict) and "config" in state and not same:
             raise C.ConfigError(f"{path}: checkpoint was written for a different config; delete it or the run dir")
         missing = sorted(CHECKPOINT_KEYS - set(state)) if isinstance(state, dict) else ["(not a dict)"]
         if missing:

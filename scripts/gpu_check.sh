@@ -16,7 +16,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMER
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: nothing to check')"
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 mkdir -p results/bench
-"$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py 2>&1 | tee results/bench/gpu_tests.log
+"$PY" -m pytest -q -p no:cacheprovider -m gpu tests/integration/test_gpu.py 2>&1 | tee results/bench/gpu_tests.log
 sections=models,epoch
 if "$PY" -c "from miar.data.tokens import backbone_dir; backbone_dir('minilm', '/tmp')" 2>/dev/null; then
   sections=$sections,finetune

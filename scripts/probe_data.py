@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from miar import probes as P  # noqa: E402
 from miar.data.batch import DataError  # noqa: E402
-from miar.data.encoders import compute_features, default_cache_dir, features_path, load_features  # noqa: E402
 from miar.data.mosi_files import base_dir, read_mosi  # noqa: E402
+from miar.data.text_features import compute_features, default_cache_dir, features_path, load_features  # noqa: E402
 from miar.records import atomic_write, git_commit  # noqa: E402
 
 

@@ -2,11 +2,17 @@
 
 Real data has one rule: ``miar.data.data_root()`` ($MIAR_DATA, else ``data/`` in the checkout) holding
 ``CMU-MOSI/``. A test that needs it takes the ``mosi_root`` fixture (which skips without the data) and
-carries the ``realdata`` marker; the collection hook below refuses one without the other. The hook also
-marks the unit layer (``unit``: ``make test-unit``).
+carries the ``realdata`` marker; the collection hook below refuses one without the other.
+
+Tests live in three tiers, by directory: ``tests/unit`` (tiny tensors and files: no subprocess, notebook or Dask;
+the whole tier under 30 s, ``make test-unit``), ``tests/integration`` (components together: training runs,
+collect, the report on fake results, fault injection) and ``tests/system`` (notebooks, CLI subprocesses, sweeps,
+the book, the wheel, real data). The hook marks each test with its tier (``-m unit`` and so on). The helper
+modules beside this file (batches, backbones, cluster, faultkit) are importable from every tier.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,16 +35,16 @@ def mosi_root() -> Path:
     return root
 
 
-UNIT = {  # the unit layer (make test-unit, under 30 s): tiny tensors and files, no training run, no subprocess
-    "test_analysis", "test_baselines", "test_batch", "test_config", "test_golden", "test_layers", "test_losses",
-    "test_metrics", "test_model", "test_pickles", "test_records", "test_structure", "test_synthetic",
-}
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "system")  # tests/<tier>/test_*.py
+sys.path.insert(0, str(TESTS))  # the helper modules, whatever tier the test file is in
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.stem in UNIT:
-            item.add_marker(pytest.mark.unit)
+        tier = item.path.resolve().relative_to(TESTS).parts[0] if item.path.resolve().is_relative_to(TESTS) else None
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
         uses = "mosi_root" in getattr(item, "fixturenames", ())
         marked = item.get_closest_marker("realdata") is not None
         if uses != marked:

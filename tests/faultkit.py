@@ -1,4 +1,4 @@
-"""Helpers for the fault-injection tests (tests/test_faults_*.py): run the CLI, check the one-line error,
+"""Helpers for the fault-injection tests (tests/*/test_faults_*.py): run the CLI, check the one-line error,
 and prove that nothing was written (a snapshot of a directory tree before and after)."""
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ OPTIONAL_SECTIONS = ("finetune",)  # only when named: --sections finetune (MiniL
 def study_wall_time(results: Path = Path("results")) -> dict | str:
     """The study's wall time: the newest ``study`` sweep record that ran every run from scratch
     (``results/sweeps/``), beside the sum of the per-run wall times of the records (``env.json``)."""
-    from miar.report.study_time import study_wall  # lazy: the report pulls in pandas and matplotlib
+    from miar.sweep_records import study_wall  # lazy: reading the records pulls in pandas
 
     envs = sorted(results.glob("runs/*/*/env.json"))
     walls = [json.loads(p.read_text()).get("wall_time_s") for p in envs]

@@ -18,7 +18,6 @@ import torch
 
 from miar.data.batch import MODALITIES, DataError, ModalDataset, apply_zscore, zscore_stats
 from miar.data.cv import ALL_SALT, cv_parts
-from miar.data.encoders import default_cache_dir, load_features
 from miar.data.mosi_files import (  # noqa: F401 (DIMS, base_dir, mosi_dir: re-exported)
     DIMS,
     FOLDS_FILE,
@@ -27,6 +26,7 @@ from miar.data.mosi_files import (  # noqa: F401 (DIMS, base_dir, mosi_dir: re-e
     mosi_dir,
     read_mosi,
 )
+from miar.data.text_features import default_cache_dir, load_features
 
 BC_SIZES = (1447, 752)  # bc-LSTM train / test utterances (62 / 31 videos)
 STANDARD_SIZES = (1284, 229, 686)  # CMU-MultimodalSDK folds (52 / 10 / 31 videos)

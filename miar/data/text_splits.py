@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from miar.data.batch import DataError, ModalDataset, ordered
-from miar.data.encoders import default_cache_dir
 from miar.data.mosi_files import read_mosi
+from miar.data.text_features import default_cache_dir
 from miar.data.tokens import attach_text, attach_tokens, backbone_dir
 
 BERT_UNCASED_VOCAB = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"  # vocab.txt sha256
@@ -52,7 +52,7 @@ def synthetic_texts(ids: list[str], y: np.ndarray, seed: int = 0) -> dict[str, s
 
 def cache_dir_for(cfg, root: Path) -> Path:
     """Where token ids (and extracted backbones) are cached: the feature cache
-    (:func:`miar.data.encoders.default_cache_dir`), whatever the data source."""
+    (:func:`miar.data.text_features.default_cache_dir`), whatever the data source."""
     return default_cache_dir()
 
 

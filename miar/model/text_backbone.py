@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from miar.data.batch import Batch, ModalDataset
-from miar.data.encoders import offline
+from miar.data.text_features import offline
 from miar.data.tokens import is_token_ids
 from miar.errors import ConfigError
 

@@ -21,7 +21,37 @@ Submodules: ``study`` (experiment names, metric display), ``anchors`` (published
 """
 
 from miar.report.anchors import ANCHORS_BC, ANCHORS_STD
-from miar.report.compare import compare, comparison_table, welch
+from miar.report.catalog import (
+    ABLATIONS,
+    ALIGN_RERUN,
+    BASELINES,
+    BC_FT_TABLE,
+    BC_TABLE,
+    COMPONENTS,
+    ENCODERS,
+    FT,
+    HEADLINE,
+    LEGACY_TABLE,
+    MAIN,
+    MAIN_FT_TABLE,
+    MAIN_TABLE,
+    MODELS,
+    NOT_YET_RUN,
+    PRIMARY,
+    RERUN,
+    RESULTS_ENV,
+    SEEDS_PLANNED,
+    SYNTH,
+    SYNTH_GAP,
+    SYNTH_INTERACTION,
+    SYNTH_STRENGTHS,
+    SYNTH_VARIANTS,
+    TUNING,
+    parts,
+    tuned,
+    variant,
+)
+from miar.report.compare import compare, welch, welch_table
 from miar.report.data_limits import headroom_table, leakage_figure, leakage_table, probe_settings
 from miar.report.evidence import (
     calibration_table,
@@ -99,36 +129,6 @@ from miar.report.provenance import (
 from miar.report.readme import END, LEAD_END, LEAD_START, START, readme_table, update_readme
 from miar.report.spec import SPEC, config_value, inferred_keys, main_config, shown_value, spec_table, study_overrides
 from miar.report.sphinx import setup
-from miar.report.study import (
-    ABLATIONS,
-    ALIGN_RERUN,
-    BASELINES,
-    BC_FT_TABLE,
-    BC_TABLE,
-    COMPONENTS,
-    ENCODERS,
-    FT,
-    HEADLINE,
-    LEGACY_TABLE,
-    MAIN,
-    MAIN_FT_TABLE,
-    MAIN_TABLE,
-    MODELS,
-    NOT_RUN,
-    PRIMARY,
-    RERUN,
-    RESULTS_ENV,
-    SEEDS_PLANNED,
-    SYNTH,
-    SYNTH_GAP,
-    SYNTH_INTERACTION,
-    SYNTH_STRENGTHS,
-    SYNTH_VARIANTS,
-    TUNING,
-    parts,
-    tuned,
-    variant,
-)
 from miar.report.study_time import study_time_table, study_wall
 from miar.report.tables import (
     ablation_names,
@@ -158,10 +158,10 @@ __all__ = [
     "ABLATIONS", "ALIGN_RERUN", "ANCHORS_BC", "ANCHORS_STD", "BASELINES", "ENCODERS", "END", "HEADLINE",
     "MAIN", "PRIMARY", "epoch_runs_table", "kernel_overhead", "load_bench", "mmsa_table", "models_table", "readme_speed",
     "scaling_figure", "speedup_figure", "study_time_table", "study_wall", "sweep_records", "targets_table", "best_by_validation", "diff_text", "evidence_line", "evidence_table", "forest", "load_comparisons", "power_table", "rows_of", "ranked_by_validation", "budget_table", "chosen", "chosen_table", "search_figure", "trials",
-    "MAIN_TABLE", "MAIN_FT_TABLE", "BC_FT_TABLE", "FT", "SEEDS_PLANNED", "complete", "NOT_RUN", "RERUN", "RESULTS_ENV", "SPEC", "START", "BC_TABLE", "COMPONENTS", "LEGACY_TABLE", "MODELS",
+    "MAIN_TABLE", "MAIN_FT_TABLE", "BC_FT_TABLE", "FT", "SEEDS_PLANNED", "complete", "NOT_YET_RUN", "RERUN", "RESULTS_ENV", "SPEC", "START", "BC_TABLE", "COMPONENTS", "LEGACY_TABLE", "MODELS",
     "SYNTH", "SYNTH_GAP", "SYNTH_INTERACTION", "SYNTH_STRENGTHS", "SYNTH_VARIANTS", "TUNING", "parts", "tuned", "variant",
     "ablation_names", "alignment_frame", "anchor_table", "bench_files", "bench_tables", "repo_link", "commits_by_table", "compare",
-    "comparison_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
+    "welch_table", "compute_table", "config_value", "curves_figure", "env_frame", "environment_table", "fmt",
     "fmt_stats", "forest_figure", "gate_table", "gate_vs_truth", "inferred_keys", "label", "load_runs",
     "load_summary", "main_config", "md_table", "md_table_notes", "not_yet_run", "notebook_links", "notebooks", "page_setup",
     "present", "readme_table", "rerun_comparison", "rerun_comparison_table", "rerun_table", "results_dir", "results_table", "run_dirs", "seed_figure", "seed_values", "setup",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from miar.report.study import tuned
+from miar.report.catalog import tuned
 
 BC_MIAR = tuned("miar", "bclf")  # ours on the bc split: the leak-free modalities (mpnet text + audio), tuned
 

@@ -69,5 +69,5 @@ def gpu_statement(results: str | Path) -> str:
     if not d:
         return ("**Not measured on a GPU.** No GPU machine has run `scripts/gpu_check.sh` for this study yet, so "
                 "the GPU targets (MPNet full fine-tune epoch <= 5 s, MIAR MOSEI-size epoch <= 1 s in bf16) have "
-                "no figures; the CUDA tests exist (`tests/test_gpu.py`) and skip without a GPU.")
+                "no figures; the CUDA tests exist (`tests/integration/test_gpu.py`) and skip without a GPU.")
     return f"Measured on {d.get('machine', {}).get('device_name', 'a GPU')}: see `results/bench/gpu.json` below."

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from miar.report.catalog import LOWER_IS_BETTER, NOT_YET_RUN, PRIMARY
 from miar.report.formatting import fmt, label
 from miar.report.io import seed_values
-from miar.report.study import LOWER_IS_BETTER, NOT_RUN, PRIMARY
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def compare(runs: pd.DataFrame, a: str, b: str, metric: str = PRIMARY) -> Compar
     return compare_values(a, b, metric, seed_values(runs, a, metric), seed_values(runs, b, metric))
 
 
-def comparison_table(comps: dict[str, Comparison | None]) -> pd.DataFrame:
+def welch_table(comps: dict[str, Comparison | None]) -> pd.DataFrame:
     """One row per labelled comparison: the means, the gain with its interval, and the reading."""
-    return pd.DataFrame([{"Comparison": lab, "Result": c.text() if c else NOT_RUN,
-                          "Reading": c.status if c else NOT_RUN} for lab, c in comps.items()])
+    return pd.DataFrame([{"Comparison": lab, "Result": c.text() if c else NOT_YET_RUN,
+                          "Reading": c.status if c else NOT_YET_RUN} for lab, c in comps.items()])

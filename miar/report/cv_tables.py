@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from miar.report.catalog import CV_EXTRA, CV_TABLE, MODELS, PRIMARY, TUNING
 from miar.report.evidence import NOT_COMPARED, load_comparisons
 from miar.report.formatting import num
-from miar.report.study import CV_EXTRA, CV_TABLE, MODELS, PRIMARY, TUNING
 
 FAMILIES = ("cv_sota", "cv_interaction", "cv_contrastive", "cv_aa")
 NAMES = {**CV_TABLE, **CV_EXTRA}

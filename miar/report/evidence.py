@@ -18,8 +18,8 @@ import pandas as pd
 
 from miar.comparisons import COLUMNS, load_settings
 from miar.comparisons import NOT_RUN as NOT_COMPARED
+from miar.report.catalog import LOWER_IS_BETTER, METRIC_INFO, PRIMARY
 from miar.report.formatting import fmt, label, num
-from miar.report.study import LOWER_IS_BETTER, METRIC_INFO, PRIMARY
 from miar.stats import excludes_zero, significant
 
 VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue", "inconclusive": "grey"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.metrics import METRICS
-from miar.report.errors import predictions, read_predictions
+from miar.report.error_analysis import predictions, read_predictions
 from miar.report.formatting import fmt, label
 from miar.report.io import run_dirs
 
@@ -119,7 +119,7 @@ def alignment_figure(run: Path) -> Path | None:
 
 def worst_table(preds: pd.DataFrame, texts: dict[str, str] | None, k: int = 10) -> pd.DataFrame:
     """The ``k`` utterances with the largest absolute error, readable columns, transcripts when given."""
-    from miar.report.errors import worst
+    from miar.report.error_analysis import worst
 
     w = with_text(worst(preds, k), texts)
     cols = {"id": "Utterance", "label": "Label", "pred": "Prediction", "abs_err": "Absolute error",

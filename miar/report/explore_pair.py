@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from miar.pooled import FOLD_DIR
-from miar.report.errors import predictions, read_predictions
+from miar.report.error_analysis import predictions, read_predictions
 
 BASE = "base"  # the model name of a bare setting such as ``synth_gap``
 PAIR_COLUMNS = ["id", "video", "label", "pred_a", "pred_b", "abs_err_a", "abs_err_b", "seeds_a", "seeds_b"]

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from miar.metrics import summarize_seeds
+from miar.report.catalog import LOWER_IS_BETTER, METRIC_INFO, PRIMARY, SECONDARY
 from miar.report.compare import Comparison
 from miar.report.formatting import label
 from miar.report.io import results_dir, run_dirs, seed_values
-from miar.report.study import LOWER_IS_BETTER, METRIC_INFO, PRIMARY, SECONDARY
 
 
 def page_setup() -> Path:

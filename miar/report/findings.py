@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from miar.report.data_limits import headroom_finding
-from miar.report.evidence import NOT_COMPARED, diff_text, load_comparisons, rows_of, verdict_text
-from miar.report.formatting import fmt, label, words
-from miar.report.study import (
+from miar.report.catalog import (
     ABLATIONS,
     BASELINES,
     BC_FT_TABLE,
@@ -25,6 +22,9 @@ from miar.report.study import (
     SEEDS_PLANNED,
     parts,
 )
+from miar.report.data_limits import headroom_finding
+from miar.report.evidence import NOT_COMPARED, diff_text, load_comparisons, rows_of, verdict_text
+from miar.report.formatting import fmt, label, words
 from miar.report.tuning import ranked_by_validation
 from miar.report.verdicts import CLAIMS, claim_rows, complete, title_tag
 

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from miar.report.study import METRIC_INFO, NOT_RUN, RERUN
+from miar.report.catalog import METRIC_INFO, NOT_YET_RUN, RERUN
 
 
 def fmt(value, metric: str) -> str:
@@ -21,14 +21,14 @@ def fmt(value, metric: str) -> str:
 def fmt_stats(stats: dict | None, metric: str, n: bool = False) -> str:
     """``mean ± std`` (and `` (n=k)``) of a summarize_seeds-like dict; "not yet run" when missing."""
     if not stats or stats.get("mean") is None:
-        return NOT_RUN
+        return NOT_YET_RUN
     out = f"{fmt(stats['mean'], metric)} ± {fmt(stats['std'], metric)}"
     return f"{out} (n={stats['n']})" if n and "n" in stats else out
 
 
 def fmt_ci(stats: dict | None, metric: str) -> str:
     if not stats or stats.get("mean") is None:
-        return NOT_RUN
+        return NOT_YET_RUN
     lo, hi = stats["ci95"]
     return f"[{fmt(lo, metric)}, {fmt(hi, metric)}]"
 
@@ -112,7 +112,7 @@ def caption(text: str) -> str:
 
 def not_yet_run(what: str, command: str = RERUN) -> str:
     """A MyST admonition saying plainly that ``what`` has no results yet, and the command that makes them."""
-    return (f":::{{admonition}} Not yet run\n:class: warning\n{what}: {NOT_RUN}.\n"
+    return (f":::{{admonition}} Not yet run\n:class: warning\n{what}: {NOT_YET_RUN}.\n"
             f"`{command}` writes the results this page reads; rebuild the book afterwards.\n:::")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from miar.metrics import METRICS, summarize_seeds
-from miar.report.study import RESULTS_ENV
+from miar.report.catalog import RESULTS_ENV
 
 
 def repo_root(start: str | Path | None = None) -> Path:

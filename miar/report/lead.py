@@ -17,10 +17,10 @@ from typing import Callable
 
 import pandas as pd
 
+from miar.report.catalog import LOWER_IS_BETTER, PRIMARY
 from miar.report.evidence import NOT_COMPARED, diff_text, load_comparisons
 from miar.report.findings import display_name, headline
 from miar.report.formatting import fmt, label
-from miar.report.study import LOWER_IS_BETTER, PRIMARY
 from miar.report.verdicts import CLAIMS, claim_rows, verdicts
 
 Link = Callable[[str], str]  # a page name ("results") -> the link target the document uses

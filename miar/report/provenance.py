@@ -179,9 +179,9 @@ def rerun_comparison_table(cmp: dict) -> pd.DataFrame:
 
 
 def commits_by_table(results: str | Path) -> pd.DataFrame:
-    """Per table of the book (:func:`miar.report.study.planned`, plus the tuning studies): the commits its run
+    """Per table of the book (:func:`miar.report.catalog.planned`, plus the tuning studies): the commits its run
     records ran at (``env.json``), how many records, and whether any ran on a tree with uncommitted changes."""
-    from miar.report.study import TUNING, planned
+    from miar.report.catalog import TUNING, planned
 
     results = Path(results)
     groups = {g: [results / "runs" / n for n in names] for g, names in planned().items()}

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from miar.report.catalog import HEADLINE, MAIN, MAIN_TABLE, RERUN
 from miar.report.findings import findings, headline
 from miar.report.formatting import md_table
 from miar.report.io import load_summary, run_dirs
 from miar.report.lead import lead_block
 from miar.report.perf import readme_speed
-from miar.report.study import HEADLINE, MAIN, MAIN_TABLE, RERUN
 from miar.report.tables import anchor_table, present, results_table
 from miar.report.verdicts import verdicts
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from miar.report.study import MAIN, TUNING, variant
+from miar.report.catalog import MAIN, TUNING, variant
 
 SPEC = (  # choice the abstract leaves open, config key, ablation variants of MAIN that vary it
-    ("How the four feature tokens are formed", "model.token_scheme", ("h2", "h3")),
+    ("How the four feature tokens are formed", "model.token_scheme", ("directed", "joint")),
     ("How many tokens (the abstract: four)", "model.n_tokens", ("tokens3",)),
     ("Whether tokens come from cross-modal interaction at all", "model.interaction", ("no_interaction",)),
     ("Normalization after projecting to the shared width", "model.norm", ("no_norm", "batchnorm", "no_norm_noz")),
@@ -82,7 +82,7 @@ def main_config(results: str | Path = "results"):
     """(name, Config) of the study's main experiment: ``mosi_std_miar`` with the values its search chose
     (``results/tune/mosi_std_miar-best.yaml``; the untuned recipe until the search has run)."""
     from miar import config as C
-    from miar.study.plan import tuned_overrides
+    from miar.declared import tuned_overrides
 
     study = TUNING["miar"]
     try:
@@ -99,7 +99,7 @@ def main_config(results: str | Path = "results"):
 def study_overrides(sweeps: tuple[str, ...] = ("ablations", "textgen")) -> dict[str, list[str]]:
     """Experiment display name -> the overrides its sweep entry adds (the ablation's delta, read from the sweep
     files as written: the tuned values an entry starts from are not part of it)."""
-    from miar.study.plan import SWEEPS_DIR
+    from miar.declared import SWEEPS_DIR
 
     out = {}
     for sweep in sweeps:

@@ -11,8 +11,8 @@ import os
 import re
 from pathlib import Path
 
+from miar.report.catalog import RESULTS_ENV
 from miar.report.provenance import HTML_ENV
-from miar.report.study import RESULTS_ENV
 
 
 def results_fingerprint(results: str | Path) -> str:

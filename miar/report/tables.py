@@ -10,9 +10,9 @@ import pandas as pd
 
 from miar.metrics import METRICS
 from miar.report.anchors import ANCHORS_BC
+from miar.report.catalog import ABLATIONS, ENCODERS, MAIN, METRIC_INFO, NOT_YET_RUN, planned, tuned, variant
 from miar.report.formatting import fmt_ci, fmt_stats, label
 from miar.report.io import prediction_metric, run_dirs
-from miar.report.study import ABLATIONS, ENCODERS, MAIN, METRIC_INFO, NOT_RUN, planned, tuned, variant
 
 
 def summary_frame(summary: dict, names=None, metrics=METRICS) -> pd.DataFrame:
@@ -40,7 +40,7 @@ def results_table(summary: dict, rows: dict[str, str], metrics=METRICS, ci: bool
     out = []
     for name, lab in rows.items():
         n = summary.get(name, {}).get("n_seeds")
-        row = {"Model": lab, "Experiment": f"`{name}`", "Seeds": n if n else NOT_RUN}
+        row = {"Model": lab, "Experiment": f"`{name}`", "Seeds": n if n else NOT_YET_RUN}
         for m in metrics:
             s = stats_of(summary, name, m)
             row[label(m)] = "-" if s is None else fmt_ci(s, m) if ci else fmt_stats(s, m)
@@ -63,7 +63,7 @@ def anchor_table(summary: dict, results: str | Path, anchors=ANCHORS_BC) -> pd.D
             s = (prediction_metric(results, a.ours, a.metric) if a.metric == "has0_macro_f1"
                  else stats_of(summary, a.ours, a.metric))
         scale, dec = METRIC_INFO[a.metric][1], METRIC_INFO[a.metric][2]
-        reading = NOT_RUN if a.ours else "not compared"
+        reading = NOT_YET_RUN if a.ours else "not compared"
         if s is not None:
             lo, hi = (v * scale for v in s["ci95"])
             where = "ours above" if lo > a.value else "ours below" if hi < a.value else "inside our CI"
@@ -130,7 +130,7 @@ def gate_vs_truth(results: str | Path, experiment: str) -> pd.DataFrame:
 
 
 def variants(summary: dict, base: str = MAIN) -> list[str]:
-    """The variants of ``base`` in the results (:func:`~miar.report.study.variant`), in ABLATIONS order, then
+    """The variants of ``base`` in the results (:func:`~miar.report.catalog.variant`), in ABLATIONS order, then
     any others."""
     prefix = variant("", base)
     found = [n for n in summary if n.startswith(prefix) and n != base]

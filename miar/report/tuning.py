@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from miar.report.study import MODELS, NOT_RUN, PRIMARY, TUNING, tuned
+from miar.declared import SPACES_DIR, TUNING, search_seeds  # noqa: F401 (search_seeds: re-exported)
+from miar.report.catalog import MODELS, NOT_YET_RUN, PRIMARY, tuned
 
 
 def _valid(summary: dict, name: str) -> dict | None:
@@ -43,17 +44,6 @@ def chosen(results: str | Path) -> dict[str, dict]:
     return out
 
 
-def search_seeds(results: str | Path, study: str) -> set[str] | None:
-    """The seeds the search itself ran (``<study>-best.yaml``), as run directory names; None when unknown."""
-    import yaml
-
-    p = Path(results) / "tune" / f"{study}-best.yaml"
-    try:
-        return {f"s{s}" for s in yaml.safe_load(p.read_text())["seeds"]}
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
-        return None
-
-
 def trials(results: str | Path, study: str) -> pd.DataFrame:
     """One row per trial with complete records: its number and mean validation MAE over the seeds the search ran
     (``miar rescore``'s extra seeds of the same trials are not part of the search's own scores)."""
@@ -74,8 +64,6 @@ def trials(results: str | Path, study: str) -> pd.DataFrame:
 
 def _space_size(model: str) -> int:
     import yaml
-
-    from miar.study.spaces import SPACES_DIR
 
     try:
         return len(yaml.safe_load((SPACES_DIR / f"{model}.yaml").read_text())["params"])
@@ -98,7 +86,7 @@ def budget_table(results: str | Path) -> pd.DataFrame:
     for model, lab in MODELS.items():
         b = best.get(model)
         t = trials(results, TUNING[model])
-        rows.append({"Model": lab, "Trials": len(t) if not t.empty else NOT_RUN,
+        rows.append({"Model": lab, "Trials": len(t) if not t.empty else NOT_YET_RUN,
                      "Seeds per trial": len(b["seeds"]) if b else "-", "Hyperparameters searched": _space_size(model),
                      "Chosen trial": f"t{b['trial']:04d}" if b else "-",
                      f"Validation {PRIMARY.upper()} (chosen)": f"{b[f'valid_{PRIMARY}']:.3f}" if b else "-",

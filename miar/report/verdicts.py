@@ -30,11 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from miar.report.compare import compare_values
-from miar.report.evidence import NOT_COMPARED, evidence_line, load_comparisons, rows_of
-from miar.report.formatting import fmt, label
-from miar.report.io import alignment_frame
-from miar.report.study import (
+from miar.report.catalog import (
     BC_FT_TABLE,
     BC_TABLE,
     CV_EXTRA,
@@ -42,12 +38,18 @@ from miar.report.study import (
     MAIN,
     MAIN_FT_TABLE,
     MAIN_TABLE,
-    NOT_RUN,
     PRIMARY,
     SEEDS_PLANNED,
     SYNTH,
     variant,
 )
+from miar.report.catalog import (
+    NOT_YET_RUN as NOT_RUN,
+)
+from miar.report.compare import compare_values
+from miar.report.evidence import NOT_COMPARED, evidence_line, load_comparisons, rows_of
+from miar.report.formatting import fmt, label
+from miar.report.io import alignment_frame
 
 CLAIM_VERDICTS = ("reproduced", "equivalent", "contradicted", "inconclusive")
 

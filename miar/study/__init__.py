@@ -10,7 +10,8 @@
 - :mod:`~miar.study.papermill_engine`: the papermill engine that keeps one Jupyter kernel per worker;
 - :mod:`~miar.study.tune`: ``miar tune``, the Optuna search; :mod:`~miar.study.spaces`: its search spaces;
 - :mod:`~miar.study.lock`: one sweep (or alignment) at a time on a results directory;
-- :mod:`~miar.study.record`: the sweep record (``results/sweeps/*.json``);
+- the sweep record (``results/sweeps/*.json``) is :mod:`miar.sweep_records`, and the cheap readers of what the
+  sweeps declare are :mod:`miar.declared`: both sit below this wing, so the report reads them without it;
 - :mod:`~miar.study.align`: ``miar align``; :mod:`~miar.study.collect`: ``miar collect``;
 - :mod:`~miar.study.analysis`: the alignment numbers and plots the notebooks compute (modality gap,
   silhouettes, t-SNE); it lives here because only the study's notebooks use it.

@@ -46,11 +46,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from miar.atomic import write_together
 from miar.comparisons import comparisons, load_families
 from miar.metrics import METRICS, MMSA_NAMES, summarize_seeds
 from miar.pooled import SPLITS, PoolError, collect_pooled
 from miar.records import RunRecord, csv_text, is_complete
-from miar.staged import write_together
 from miar.study.verify import CollectError, cross_check, verify
 
 SCHEMA_VERSION = 1

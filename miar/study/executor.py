@@ -45,7 +45,7 @@ from miar import config as C
 from miar.study.lock import current_token, results_lock
 from miar.study.notebook_io import temporary
 from miar.study.plan import Run, load_sweep, status
-from miar.study.record import write_sweep_record
+from miar.sweep_records import write_sweep_record
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds miar/
 STAGING = ".staging"  # DIR/.staging/<sweep>/<attempt>/: where workers write before they commit

@@ -13,7 +13,7 @@ waits about 0.2 s for the kernel's IOPub to go quiet before it is ready); nbclie
 the requests of the notebook at hand.
 
 Every run seeds Python, NumPy and torch itself (:func:`miar.train.fit`), so a run's metrics do not
-depend on what ran before it in the kernel; ``tests/test_sweep.py`` checks this against a lone ``fit``.
+depend on what ran before it in the kernel; ``tests/system/test_sweep.py`` checks this against a lone ``fit``.
 A kernel that failed a notebook is shut down (:func:`shutdown`) and the next notebook starts a new one.
 
 The kernel belongs to the thread that started it (a Dask worker with ``--nthreads 2`` keeps two), and its

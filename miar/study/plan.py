@@ -26,31 +26,34 @@ its experiment. Every config is resolved strictly before anything runs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from miar import config as C
-from miar.paths import component, inside
+from miar.declared import (  # noqa: F401 (re-exported: where the runner's callers look for them)
+    SWEEPS_DIR,
+    TUNED_DIR,
+    list_sweeps,
+    run_display,
+    sweep_experiments,
+    sweep_path,
+    sweep_runs,
+    sweep_seeds,
+    tuned_overrides,
+)
+from miar.paths import inside
 from miar.records import is_complete
 
-SWEEPS_DIR = C.EXPERIMENTS_DIR / "sweeps"
 _SWEEP_KEYS = {"notebook", "seeds", "runs", "description", "tuned_dir", "order"}
 ORDERS = ("entry", "seed")
 _ENTRY_KEYS = {"experiment", "variant", "overrides", "seeds", "tuned"}
-TUNED_DIR = "results/tune"
-_VARIANT = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def notebooks_dir() -> Path:
     """The parameterized notebooks shipped with the package (``miar/_notebooks``: in a checkout and an
     editable install a link to the top-level ``notebooks/``, in a wheel a copy)."""
     return Path(str(files("miar") / "_notebooks"))
-
-
-def list_sweeps() -> list[str]:
-    return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
 
 
 @dataclass(frozen=True)
@@ -78,67 +81,6 @@ class Run:
         return inside(Path(results) / "notebooks", self.display, f"{self.name}.ipynb", what="notebook")
 
 
-def sweep_path(name: str) -> Path:
-    """A sweep name in ``miar/experiments/sweeps/`` or a path to a YAML file."""
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise C.ConfigError(f"{p}: no such sweep file")
-        return p
-    p = SWEEPS_DIR / f"{name}.yaml"
-    if not p.is_file():
-        known = ", ".join(list_sweeps())
-        raise C.ConfigError(f"unknown sweep '{name}' (known: {known})")
-    return p
-
-
-def _seeds(value, where: str) -> list[int]:
-    if not isinstance(value, list) or not value or not all(type(s) is int for s in value):
-        raise C.ConfigError(f"{where}: seeds must be a non-empty list of integers, got {value!r}")
-    return value
-
-
-def tuned_overrides(study: str, tuned_dir: str | Path = TUNED_DIR, where: str = "") -> list[str]:
-    """The overrides of the trial ``miar tune STUDY --report`` chose (``<tuned_dir>/STUDY-best.yaml``)."""
-    name = component(study, f"{where}: tuned" if where else "tuned")
-    path = Path(tuned_dir) / f"{name}-best.yaml"
-    if not path.is_file():
-        raise C.ConfigError(f"{path}: no such file (run the tuning first: miar tune {name} ..., then "
-                            f"miar tune {name} --report)")
-    data = C._read_yaml(path)
-    ov = data.get("overrides")
-    if not isinstance(ov, list) or not all(isinstance(o, str) for o in ov):
-        raise C.ConfigError(f"{path}: 'overrides' must be a list of 'key=value' strings")
-    return list(ov)
-
-
-def _display(exp: str, variant, where: str) -> str:
-    """The directory name of an entry's runs: the experiment (a YAML path's stem) and ``+variant``."""
-    display = component(Path(exp).stem if Path(exp).suffix in (".yaml", ".yml") else exp, f"{where}: experiment")
-    if variant is None:
-        return display
-    if not isinstance(variant, str) or not _VARIANT.match(variant):
-        raise C.ConfigError(f"{where}: variant must match {_VARIANT.pattern}, got {variant!r}")
-    return f"{display}+{variant}"
-
-
-def sweep_experiments(name: str) -> list[str]:
-    """The experiments (run directory names) a sweep names, in order, without resolving any configuration."""
-    path = sweep_path(name)
-    return list(dict.fromkeys(_display(str(e["experiment"]), e.get("variant"), f"{path}: runs[{i}]")
-                              for i, e in enumerate(C._read_yaml(path).get("runs") or [])))
-
-
-def sweep_runs(name: str) -> set[tuple[str, int]]:
-    """The (experiment, seed) pairs a sweep names, without resolving any configuration (cheap: for reports)."""
-    path = sweep_path(name)
-    data = C._read_yaml(path)
-    default = _seeds(data.get("seeds", [1111]), f"{path}")
-    return {(_display(str(e["experiment"]), e.get("variant"), f"{path}: runs[{i}]"), s)
-            for i, e in enumerate(data.get("runs") or [])
-            for s in (_seeds(e["seeds"], f"{path}: runs[{i}]") if "seeds" in e else default)}
-
-
 def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = (),
                 tuned_dir: str | Path = TUNED_DIR) -> list[Run]:
     if not isinstance(entry, dict) or "experiment" not in entry:
@@ -154,10 +96,10 @@ def _entry_runs(entry, default_seeds, where: str, extra: tuple[str, ...] = (),
         if not isinstance(entry["tuned"], str):
             raise C.ConfigError(f"{where}: tuned must be a study name, got {entry['tuned']!r}")
         overrides = [*tuned_overrides(entry["tuned"], tuned_dir, where), *overrides]
-    display = _display(exp, variant, where)
+    display = run_display(exp, variant, where)
     if variant is not None:
         overrides = [f"name={display}", *overrides]
-    seeds = _seeds(entry["seeds"], where) if "seeds" in entry else default_seeds
+    seeds = sweep_seeds(entry["seeds"], where) if "seeds" in entry else default_seeds
     overrides = [*overrides, *extra]  # `miar sweep --set`: after the entry's own, for every run
     runs = []
     for seed in seeds:
@@ -190,7 +132,7 @@ def load_sweep(name: str, overrides: tuple[str, ...] = ()) -> tuple[Path, list[R
     nb = nb if nb.is_absolute() or nb.parent != Path(".") else notebooks_dir() / nb
     if not nb.is_file():
         raise C.ConfigError(f"{path}: notebook {nb} not found")
-    default_seeds = _seeds(data.get("seeds", [1111]), f"{path}")
+    default_seeds = sweep_seeds(data.get("seeds", [1111]), f"{path}")
     entries = data.get("runs")
     if not isinstance(entries, list) or not entries:
         raise C.ConfigError(f"{path}: 'runs' must be a non-empty list")
@@ -222,7 +164,7 @@ def status(run: Run, results: Path) -> str:
     d = run.run_dir(results)
     if is_complete(d):
         try:
-            same = (d / "config.yaml").read_text(encoding="utf-8") == run.config_yaml
+            same = C.identity((d / "config.yaml").read_text(encoding="utf-8")) == C.identity(run.config_yaml)
         except (OSError, UnicodeDecodeError):
             return "incomplete"
         if not same:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import yaml
 
+from miar.atomic import write_together
+from miar.config import identity
 from miar.errors import ConfigError
 from miar.records import csv_text
-from miar.staged import write_together
 from miar.study.tune import fmt
 
 RESCORED = "rescored"
@@ -80,7 +81,8 @@ def _values(tune_dir: Path, name: str, number: int, criterion: str) -> dict[int,
     for m in sorted((tune_dir / "runs" / f"{name}+t{number:04d}").glob("s*/metrics.json")):
         seed = int(m.parent.name[1:])
         out[seed] = float(json.loads(m.read_text())["valid"][criterion])
-        configs[seed] = [ln for ln in (m.parent / "config.yaml").read_text().splitlines() if not ln.startswith("seed:")]
+        text = identity((m.parent / "config.yaml").read_text())  # a seed written before token_scheme's rename is alike
+        configs[seed] = [ln for ln in text.splitlines() if not ln.startswith("seed:")]
     if len({tuple(c) for c in configs.values()}) > 1:
         raise ConfigError(f"{tune_dir / 'runs' / f'{name}+t{number:04d}'}: its seeds' config.yaml differ beyond the "
                           f"seed; a re-scored trial must be the same configuration")

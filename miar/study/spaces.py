@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miar import config as C
+from miar.declared import SPACES_DIR
 from miar.errors import ConfigError
 
-SPACES_DIR = C.EXPERIMENTS_DIR / "spaces"
 _TOP = {"description", "params"}
 _FIELDS = {"float": {"type", "low", "high", "log", "step"}, "int": {"type", "low", "high", "log", "step"},
            "categorical": {"type", "choices"}}

@@ -24,7 +24,7 @@ DEFINITION_KEYS = ("overrides", "config")  # added to the stored settings by thi
 
 def definition(experiment: str, overrides: tuple[str, ...]) -> dict:
     """The resolved config's digest (sha256 of the config as a run record holds it) and the overrides."""
-    cfg = C.dump(C.load(experiment, overrides=list(overrides)))
+    cfg = C.identity(C.dump(C.load(experiment, overrides=list(overrides))))
     # overrides first: other --set values change the digest too, and the refusal names the cause
     return {"overrides": list(overrides), "config": hashlib.sha256(cfg.encode()).hexdigest()[:16]}
 

@@ -3,7 +3,7 @@
 ``DIR/<experiment>-confirm.yaml`` is a sweep that runs the best configuration with N seeds and the test split;
 ``DIR/<experiment>-best.yaml`` holds the chosen values that a sweep entry ``tuned: <experiment>`` applies, with
 the ``--set`` overrides every trial ran with (:mod:`miar.study.tune_identity`). A report reads the study and never
-creates a storage; files whose content would not change are left alone (:func:`miar.staged.write_together`).
+creates a storage; files whose content would not change are left alone (:func:`miar.atomic.write_together`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from miar.atomic import write_together
 from miar.errors import ConfigError
-from miar.staged import write_together
 from miar.study.arguments import check_results, check_storage, check_tune
 from miar.study.tune import _storage, fmt
 from miar.study.tune_identity import stored_overrides

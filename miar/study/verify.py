@@ -189,7 +189,7 @@ def cross_check(notebook: Path, run_dir: Path) -> None:
     except C.ConfigError as e:
         raise CollectError(f"{notebook}: its parameters no longer resolve ({e})") from None
     record = (run_dir / "config.yaml").read_text()
-    if C.dump(cfg) != record:
+    if C.identity(C.dump(cfg)) != C.identity(record):
         diff = _first_difference(C.to_dict(cfg), yaml.safe_load(record) or {}) or "text differs"
         raise CollectError(f"{notebook}: its parameters resolve to a config that differs from "
                            f"{run_dir / 'config.yaml'} ({diff})")
