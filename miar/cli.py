@@ -162,13 +162,23 @@ def _collect(args) -> int:
               f"last collect; --force recomputes)")
         return 0
     summary = collect(results)
+    _write_verdicts(results)
     for p in find_runs(Path(args.results))[1]:
         print(f"warning: {p}: incomplete run record, left out", file=sys.stderr)
     for name, e in summary["experiments"].items():
         print(f"{name}: {e['n_seeds']} seed(s)")
     freshness.mark(args.results, digest)  # the inputs as they were when this collect read them
-    print(f"wrote {Path(args.results) / 'tables'}/runs.csv, summary.csv, comparisons.csv and {Path(args.results)}/summary.json")
+    print(f"wrote {Path(args.results) / 'tables'}/runs.csv, summary.csv, comparisons.csv, verdicts.csv and "
+          f"{Path(args.results)}/summary.json")
     return 0
+
+
+def _write_verdicts(results) -> None:
+    """tables/verdicts.csv: the claims' verdicts from the comparisons just written (miar.report.verdicts)."""
+    from miar.atomic import csv_text, write_together
+    from miar.report.verdicts import VERDICTS_CSV, verdict_records
+
+    write_together({Path(results) / "tables" / VERDICTS_CSV: csv_text(verdict_records(results))})
 
 
 def _list(args) -> int:

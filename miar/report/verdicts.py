@@ -218,20 +218,74 @@ def _alignment(results) -> tuple[str, str]:
     return verdict, detail
 
 
-def verdicts(results: str | Path) -> list[dict]:
-    """One row per claim of ``CLAIMS``: the claim, how it is tested, the verdict, its evidence and power."""
+VERDICTS_CSV = "verdicts.csv"  # results/tables/: written by miar collect, read by every page and the README
+
+
+def _decided(rows: pd.DataFrame, verdict: str) -> str:
+    """Which half of the rule decided: "interval and permutation" (better / worse), "equivalence (TOST)",
+    "neither" (inconclusive), "-" (not run)."""
+    if verdict in ("reproduced", "contradicted"):
+        return "interval and permutation"
+    if verdict == "equivalent":
+        return "equivalence (TOST)"
+    return "neither" if verdict == "inconclusive" else "-"
+
+
+def verdict_records(results: str | Path) -> list[dict]:
+    """``tables/verdicts.csv``: one row per claim: its verdict, the half of the rule that decided, the families
+    and number of comparisons that decided it, their seeds (repeats for a cross-validated family), the largest
+    detectable difference at 80% power among them, and the families still interim. The rule is applied here
+    once (:func:`combine` over :func:`claim_rows`); the pages read the file."""
     comps = load_comparisons(results)
+    out = []
+    for c in CLAIMS:
+        row = {"claim": c.key, "main": c.main, "verdict": NOT_RUN, "decided_by": "-", "families": "",
+               "comparisons": 0, "seeds": 0, "unit": "", "mdd80": math.nan, "margin": math.nan, "interim": ""}
+        if c.family:
+            rows, interim = claim_rows(comps, c)
+            ran = rows[rows["verdict"] != NOT_COMPARED] if not rows.empty else rows
+            verdict = combine(list(rows["verdict"])) if not rows.empty else NOT_RUN
+            fams = list(dict.fromkeys(rows["family"])) if not rows.empty else []
+            n = pd.concat([ran["n_seeds_a"], ran["n_seeds_b"]]).astype(int) if not ran.empty else pd.Series([0])
+            row.update(verdict=verdict, decided_by=_decided(rows, verdict), families=" ".join(fams),
+                       comparisons=len(ran), seeds=int(n.min()),
+                       unit="repeats" if any(f.startswith("cv_") for f in fams) else "seeds",
+                       mdd80=float(ran["mdd80"].astype(float).max()) if not ran.empty else math.nan,
+                       margin=float(ran["margin"].astype(float).max()) if not ran.empty else math.nan,
+                       interim=" ".join(line.split("`")[1] for line in interim if "`" in line))
+        elif c.key == "alignment":
+            row.update(verdict=_alignment(results)[0], decided_by="seed-level Welch interval")
+        else:
+            row.update(verdict="not testable")
+        out.append(row)
+    return out
+
+
+def load_verdicts(results: str | Path) -> dict[str, str]:
+    """claim -> verdict from ``tables/verdicts.csv`` ({} before miar collect has written it)."""
+    p = Path(results) / "tables" / VERDICTS_CSV
+    if not p.is_file() or not p.stat().st_size:
+        return {}
+    return dict(zip(*(pd.read_csv(p, dtype=str, keep_default_na=False)[k] for k in ("claim", "verdict"))))
+
+
+def verdicts(results: str | Path) -> list[dict]:
+    """One row per claim of ``CLAIMS``: the claim, how it is tested, the verdict (read from
+    ``tables/verdicts.csv``, computed only where that file has no row for it), its evidence and power."""
+    comps = load_comparisons(results)
+    written = load_verdicts(results)
     out = []
     for c in CLAIMS:
         power = ""
         if c.family:
             rows, interim = claim_rows(comps, c)
-            verdict = combine(list(rows["verdict"])) if not rows.empty else NOT_RUN
+            verdict = written.get(c.key) or (combine(list(rows["verdict"])) if not rows.empty else NOT_RUN)
             names = {**MAIN_TABLE, **BC_TABLE, **MAIN_FT_TABLE, **BC_FT_TABLE, **CV_TABLE, **CV_EXTRA}
             detail = evidence(c, rows, interim, names) or "no comparisons yet"
             power = _power_statement(rows) if not rows.empty else ""
         elif c.key == "alignment":
             verdict, detail = _alignment(results)
+            verdict = written.get(c.key) or verdict
         else:
             verdict, detail = "not testable", "no CMU-MOSEI features are available to this study"
         out.append({"claim": c.key, "text": c.text, "test": c.test, "page": c.page, "main": c.main,

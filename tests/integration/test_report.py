@@ -546,3 +546,27 @@ def test_an_inconclusive_says_which_half_of_the_rule_fell_short():
     worse = {**row, "p_holm": 0.01}
     worse["verdict"] = decide(0.037, 0.002, 0.071, 0.01, 1.0, "mae")
     assert verdict_text(worse) == "**worse**"
+
+
+def test_collect_writes_the_verdicts_and_the_pages_read_them(tmp_path, monkeypatch):
+    """`miar collect` writes tables/verdicts.csv (the rule applied once, with the half that decided and the
+    comparisons and seeds counted); the book's verdicts are read from it, so an edited file shows as edited."""
+    import importlib
+
+    from miar.cli import main
+
+    V = importlib.import_module("miar.report.verdicts")
+    write_fake_results(tmp_path, {**TWO, R.variant("no_contrastive"): 0.9})
+    assert main(["collect", "--results", str(tmp_path), "--force"]) == 0
+    table = {r["claim"]: r for r in __import__("csv").DictReader(open(tmp_path / "tables" / "verdicts.csv"))}
+    assert set(table) == {c.key for c in V.CLAIMS}
+    assert table["contrastive"]["verdict"] == "reproduced" and table["contrastive"]["decided_by"] == \
+        "interval and permutation"
+    assert table["contrastive"]["comparisons"] == "1" and table["contrastive"]["seeds"] == str(len(SEEDS))
+    assert "cv_contrastive" in table["contrastive"]["interim"]  # declared, not yet run: decides nothing
+    rows = {r["claim"]: r["verdict"] for r in R.verdicts(tmp_path)}
+    assert all(rows[k] == table[k]["verdict"] for k in table)
+    text = (tmp_path / "tables" / "verdicts.csv").read_text().replace("contrastive,True,reproduced",
+                                                                     "contrastive,True,inconclusive")
+    (tmp_path / "tables" / "verdicts.csv").write_text(text)
+    assert {r["claim"]: r["verdict"] for r in R.verdicts(tmp_path)}["contrastive"] == "inconclusive"
