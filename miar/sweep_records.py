@@ -99,8 +99,27 @@ def study_wall(results: str | Path) -> dict | None:
                             f"{int(more[n]['runs_in_sweep'])} runs done" for n in RESUMED_SWEEPS
                             if n not in more or not more[n]["complete"]},
                 "tuning_s": float(sum(wall for _, wall, _, _ in tune)),
+                "rescore_s": rescore_part(Path(results))["wall_s"],
                 "tuning_runs": sum(len(envs) for _, _, _, envs in tune), "tuning_studies": len(tune)}
     return None
+
+
+def rescore_part(results: Path) -> dict:
+    """``miar rescore``'s invocations (``results/tune/sweeps/rescore-*.json``): summed wall seconds and runs
+    executed; the re-scored runs done (every trial's seeds beyond the search's own) and their own summed time
+    from env.json (worker-seconds: it also covers runs of invocations that wrote no record)."""
+    df = sweep_records(results / "tune")
+    mine = df[df["sweep"].map(lambda x: Path(str(x)).stem) == "rescore"] if not df.empty else df
+    envs = []
+    for study in TUNING.values():
+        own = search_seeds(results, study)
+        envs += [e for e in (results / "tune" / "runs").glob(f"{study}+t*/s*/env.json")
+                 if own is not None and e.parent.name not in own]
+    return {"wall_s": float(mine["wall_s"].astype(float).sum()) if not mine.empty else 0.0,
+            "invocations": len(mine),
+            "runs_executed": int(mine["runs_executed"].astype(int).sum()) if not mine.empty else 0,
+            "runs_done": len(envs), "worker_s": float(sum(json.loads(e.read_text()).get("wall_time_s", 0)
+                                                           for e in envs))}
 
 
 def tuning_parts(results: Path) -> list[tuple[str, float, int, list[Path]]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.declared import RESUMED_SWEEPS, STUDY_SWEEPS
-from miar.sweep_records import resumed, study_wall, sweep_records, tuning_parts  # noqa: F401 (study_wall: re-exported)
+from miar.sweep_records import rescore_part, resumed, study_wall, sweep_records, tuning_parts  # noqa: F401
 
 
 def study_time_table(results: str | Path) -> pd.DataFrame:
@@ -22,6 +22,12 @@ def study_time_table(results: str | Path) -> pd.DataFrame:
         rows.append({"Part": f"tuning `{study}`", "Runs": len(envs), "Wall (min)": round(wall / 60, 1),
                      "Runs' own time (worker-min)": round(sum(json.loads(e.read_text()).get("wall_time_s", 0)
                                                               for e in envs) / 60, 1), "Trials": n})
+    rs = rescore_part(results)
+    if rs["runs_done"]:
+        raw.append(rs["wall_s"] / 60)
+        rows.append({"Part": f"`miar rescore` (wall: the {rs['runs_executed']} runs of recorded invocations)",
+                     "Runs": rs["runs_done"], "Wall (min)": round(rs["wall_s"] / 60, 1),
+                     "Runs' own time (worker-min)": round(rs["worker_s"] / 60, 1), "Trials": "-"})
     for name in STUDY_SWEEPS:
         df = sweep_records(results, name)
         if df.empty:
