@@ -93,9 +93,26 @@ def missed_targets(results: str | Path) -> list[str]:
     return out
 
 
+SCOPE = ("CMU-MOSI with text from a frozen offline encoder (MPNet) plus the released audio features; not the "
+         "released text and visual features (their extractors saw the labels), fine-tuned text encoders or CMU-MOSEI")
+
+
+def decisive(results: str | Path, link: Link) -> str:
+    """Where the cross-validated study stands: runs done of those declared, which claims it decides, when."""
+    from miar.report.design import load_design, runs_done
+
+    d = load_design()
+    claims = [f["claim"] for f in d["families"].values() if f.get("claim")]
+    return (f"every MOSI video a test video, {d['data']['folds']} folds x {d['data']['repeats']} repeats, declared "
+            f"before its runs; {runs_done(results)} of {d['runs']} runs done; it decides the {', '.join(claims)} "
+            f"claims once every model has all {d['data']['repeats']} repeats, until then the fixed splits do "
+            f"([method]({link('method')}))")
+
+
 def lead_parts(results: str | Path, link: Link) -> dict[str, str]:
     """The lead as named phrases: ``verdict``, ``reproduced``, ``contradicted``, ``undecided``, ``why``,
-    ``missed`` ("none" where a group is empty) and ``convention`` (the sign convention)."""
+    ``missed`` ("none" where a group is empty), ``convention`` (the sign convention), ``scope`` (what the
+    verdicts cover) and ``decisive`` (where the cross-validated study stands)."""
     comps, claims = load_comparisons(results), verdicts(results)
     names = _names(claims)
     rows = {c.key: claim_rows(comps, c)[0] if c.family else pd.DataFrame() for c in CLAIMS}
@@ -118,7 +135,7 @@ def lead_parts(results: str | Path, link: Link) -> dict[str, str]:
     out = {k: "; ".join(v) if v else "none" for k, v in groups.items()}
     missed = missed_targets(results)
     return {"verdict": headline(claims), **out, "why": _why(undecided_rows) if groups["undecided"] else "none",
-            "missed": "; ".join(missed) if missed else "none",
+            "missed": "; ".join(missed) if missed else "none", "scope": SCOPE, "decisive": decisive(results, link),
             "convention": f"{label(PRIMARY)} differences are the model the claim favours minus the other, with "
                           "95% intervals over seeds and test videos: "
                           f"{'negative' if PRIMARY in LOWER_IS_BETTER else 'positive'} supports the claim"}
@@ -132,6 +149,7 @@ def lead_block(results: str | Path, link: Link = lambda page: f"book/{page}.md")
     undecided = p["undecided"] + (f". Why: {p['why']}" if p["why"] != "none" else "")
     lines = [p["verdict"], f"{p['convention'][0].upper()}{p['convention'][1:]}.", "",
              f"- **Reproduced:** {p['reproduced']}.", f"- **Contradicted or no larger than the margin:** "
-             f"{p['contradicted']}.", f"- **Undecided:** {undecided}.", f"- **Missed targets:** {p['missed']}."]
+             f"{p['contradicted']}.", f"- **Undecided:** {undecided}.", f"- **Scope:** {p['scope']}.",
+             f"- **The study that can decide:** {p['decisive']}.", f"- **Missed targets:** {p['missed']}."]
     return "\n".join(lines)
 
