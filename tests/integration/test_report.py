@@ -497,10 +497,10 @@ def _family_rows(family: str, table: dict, verdict: str, seeds: int) -> list[dic
              "seeds_needed": math.inf, "videos_needed": 250, "verdict": verdict, "note": ""} for b in names[1:]]
 
 
-@pytest.mark.parametrize("ft_seeds, want", [(4, "inconclusive"), (10, "contradicted")])
-def test_fine_tuned_arm_joins_the_verdict_only_when_complete(tmp_path, ft_seeds, want):
-    """The primary table's fine-tuned arm (families primary_*_ft) decides nothing until every comparison has all
-    ten seeds on both sides: with 4 seeds its 'worse' rows are shown as interim, with 10 they contradict."""
+@pytest.mark.parametrize("ft_seeds", [4, 10])
+def test_the_exploratory_fine_tuned_arm_decides_nothing(tmp_path, ft_seeds):
+    """The primary table's fine-tuned arm (families primary_*_ft) is exploratory (designs/all_cv.yaml): 'worse'
+    rows in it change no verdict, whether it has some seeds or all of them."""
     import pandas as pd
 
     rows = (_family_rows("primary_std", R.MAIN_TABLE, "inconclusive", 10)
@@ -508,12 +508,9 @@ def test_fine_tuned_arm_joins_the_verdict_only_when_complete(tmp_path, ft_seeds,
     (tmp_path / "tables").mkdir()
     pd.DataFrame(rows).to_csv(tmp_path / "tables" / "comparisons.csv", index=False)
     sota = {r["claim"]: r for r in R.verdicts(tmp_path)}["sota"]
-    assert sota["verdict"] == want
-    assert ("interim, 4 of 10 seeds" in sota["detail"]) == (ft_seeds == 4)
-    assert sota["detail"].startswith("With frozen MPNet text, vs ")  # both arms name the same models: grouped
-    assert ("With fine-tuned MiniLM text, vs " in sota["detail"]) == (ft_seeds == 10)
+    assert sota["verdict"] == "inconclusive"
+    assert "fine-tuned" not in sota["detail"] and "primary_std_ft" not in sota["detail"]
     assert R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_std_ft")) == (ft_seeds == 10)
-    assert not R.complete(R.rows_of(R.load_comparisons(tmp_path), "primary_bc_ft"))  # no rows: not complete
 
 
 def test_findings_say_how_far_the_fine_tuned_arm_is(tmp_path):
