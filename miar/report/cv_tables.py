@@ -56,7 +56,14 @@ def _row(r, interval: str) -> dict:
             "MAE A − B": num(float(r["diff"]), 3, True) if ran else "-", "95% interval": ends,
             "p (Holm)": "-" if not ran or not math.isfinite(float(r["p_holm"])) else
             "< 0.001" if float(r["p_holm"]) < 0.001 else f"{float(r['p_holm']):.3f}",
-            "Verdict": r["verdict"]}
+            "Half-width": num((float(r[hi]) - float(r[lo])) / 2, 3) if ran else "-",
+            "Videos for the margin": _videos(r) if ran else "-", "Verdict": r["verdict"]}
+
+
+def _videos(r) -> str:
+    """Test videos that would bring the 80%-power detectable difference down to the margin (comparisons.csv)."""
+    v = float(r["videos_needed"])
+    return f"{int(v):,}" if math.isfinite(v) else "-"
 
 
 def comparison_table(results: Path, sensitivity: bool = False) -> pd.DataFrame:
