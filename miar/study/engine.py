@@ -60,11 +60,14 @@ def local_env(workers: int) -> dict[str, str]:
 
 def _local_cluster(workers: int, gpus_per_run: int, scratch: Path):
     """Workers whose Dask scratch space and kernels' connection files are under ``scratch`` (this driver's own
-    temporary folder, removed when it closes the cluster, however it ends: a worker it killed leaves none)."""
+    temporary folder, removed when it closes the cluster, however it ends: a worker it killed leaves none).
+    The scheduler's scratch space goes there too: left to its default, this process's scheduler makes
+    ``$TMPDIR/dask-scratch-space`` (with its lock files) and never removes it."""
     from distributed import LocalCluster
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=None, memory_limit=0, silence_logs=logging.ERROR,
                         local_directory=str(scratch / "dask"),
+                        scheduler_kwargs={"local_directory": str(scratch / "dask")},
                         env={**local_env(workers), KERNEL_DIR_ENV: str(scratch / "kernels")},
                         resources={"GPU": gpus_per_run} if gpus_per_run else None)
 
