@@ -21,6 +21,7 @@ published ones ship in ``miar/experiments/spaces/enqueue/``). ``--report`` print
 A study is bound to its definition (:mod:`miar.study.tune_identity`: the resolved experiment config's digest and
 the ``--set`` overrides are stored and checked on resume, and the reports carry the overrides), never overwrites
 another study's complete trial records, and can be shared by several drivers (:mod:`miar.study.tune_share`).
+A storage on a database server is checked before any work starts (:mod:`miar.study.tune_storage`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from miar.study.plan import Run, _entry_runs, notebooks_dir, status
 from miar.study.spaces import Param, load_enqueue, load_space, space_path
 from miar.study.tune_identity import definition, mismatch, refusal, refuse_overwrite
 from miar.study.tune_share import Driver, create_storage
+from miar.study.tune_storage import check_server
 
 WAIT_S = 5.0  # how often a driver whose remaining trials another live driver runs looks again
 
@@ -168,6 +170,7 @@ def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=
     settings = {**plan["settings"], **definition(experiment, tuple(overrides))}
     url = storage or f"sqlite:///{results / (name + '.db')}"
     check_storage(url, parent_made=storage is None)
+    check_server(url)  # a database server: reachable, its driver installed, a login accepted
     results.mkdir(parents=True, exist_ok=True)
     with results_lock(results), Driver(url) as driver:
         with driver.asking():
