@@ -13,7 +13,6 @@ its driver (Ctrl-C with a wedged scheduler) or whose lock another sweep took ove
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 from miar.paths import inside
 from miar.records import atomic_write, is_complete
 from miar.study import engine
-from miar.study.align_task import execute_alignment
+from miar.study.align_task import execute_alignment, model_digest
 from miar.study.executor import STAGING
 from miar.study.lock import results_lock
 from miar.study.plan import notebooks_dir
@@ -34,10 +33,6 @@ def aligned_runs(results: Path, experiment: str) -> list[Path]:
     """Complete runs of ``experiment`` that kept their weights."""
     return sorted(d for d in inside(results / "runs", experiment, what="experiment").glob("*")
                   if is_complete(d) and (d / "model.pt").is_file())
-
-
-def model_digest(run_dir: Path) -> str:
-    return hashlib.sha256((run_dir / "model.pt").read_bytes()).hexdigest()
 
 
 def is_current(run_dir: Path) -> bool:

@@ -4,7 +4,7 @@ while the driver that asked for it still holds the results lock.
 :func:`execute_alignment` runs the packaged ``alignment.ipynb`` in the worker's reused kernel with ``out_dir``
 set to an attempt folder under the driver's staging directory (:mod:`miar.study.staging`), so nothing reaches
 the run records while it executes. It then stamps each staged ``alignment.json`` with the weights it analysed
-(:func:`miar.study.align.stamp`'s ``model_sha256``) and, inside :func:`miar.study.lock.fenced`, moves each run's
+(``model_sha256``, as :func:`miar.study.align.stamp` writes it) and, inside :func:`miar.study.lock.fenced`, moves each run's
 figures and then its ``alignment.json`` (the file that makes the run current) into the run directory, and the
 notebook into place. A job whose token is no longer current (the driver is gone, or another sweep took the
 lock over) runs nothing if that was so when it started, and commits nothing if it became so meanwhile, as a
@@ -14,6 +14,7 @@ it shows. The files depend only on the records, so an execution Dask repeats rep
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -24,6 +25,11 @@ from miar.records import atomic_write
 from miar.study import staging
 from miar.study.lock import current_token, fenced
 from miar.study.worker import FENCED, _kernel_env, fingerprint
+
+
+def model_digest(run_dir: Path) -> str:
+    """sha256 of the run's ``model.pt``: which weights an ``alignment.json`` analysed."""
+    return hashlib.sha256((run_dir / "model.pt").read_bytes()).hexdigest()
 
 
 def staged_dirs(run_dirs: list[str], out_dir: Path) -> dict[str, Path]:
@@ -81,8 +87,6 @@ def execute_alignment(job: dict) -> dict:
 def _commit(job: dict, nb: Path, final_nb: Path, dirs: dict[str, Path], results: Path) -> str:
     """Stamp and move every staged file into its run directory, ``alignment.json`` last, then the notebook;
     all of it while the job's sweep still holds ``results`` (``committed``), else nothing (``fenced``)."""
-    from miar.study.align import model_digest
-
     cwd = Path(job["cwd"])
     for d, staged in dirs.items():
         a = staged / "alignment.json"
@@ -101,4 +105,4 @@ def _commit(job: dict, nb: Path, final_nb: Path, dirs: dict[str, Path], results:
     return "committed"
 
 
-__all__ = ["execute_alignment", "staged_dirs"]
+__all__ = ["execute_alignment", "model_digest", "staged_dirs"]
