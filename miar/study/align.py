@@ -24,8 +24,9 @@ from miar.records import atomic_write, is_complete
 from miar.study import engine
 from miar.study.align_task import execute_alignment, model_digest
 from miar.study.executor import STAGING
-from miar.study.lock import results_lock
+from miar.study.lock import give_up, results_lock
 from miar.study.plan import notebooks_dir
+from miar.study.tasks import stall_timeout
 from miar.study.worker import fingerprint
 
 
@@ -64,6 +65,7 @@ def run_alignment(experiments: list[str] | None, results: str | Path = "results"
         experiments = sorted({p.parent.parent.name for p in (results / "runs").glob("*/*/model.pt")})
     for exp in experiments:  # every name checked before anything is written
         inside(results / "runs", exp, what="experiment")
+    stall_timeout()
     with results_lock(results) as token:
         staging = results / STAGING / f"align-{os.getpid()}-{time.time_ns()}"
         jobs = [j for exp in experiments if (j := _job(results, exp, split, max_points, staging, token)) is not None]
@@ -73,16 +75,17 @@ def run_alignment(experiments: list[str] | None, results: str | Path = "results"
                    "gpus_per_run": gpus_per_run}
         shutil.rmtree(results / STAGING, ignore_errors=True)  # a killed driver's attempts: no sweep is running
         try:
-            return _execute(jobs, cluster, gpus_per_run)
+            return _execute(results, jobs, cluster, gpus_per_run)
         finally:
             shutil.rmtree(results / STAGING, ignore_errors=True)  # abandoned attempts; a late writer finds none
 
 
-def _execute(jobs: list[dict], cluster: dict, gpus_per_run: int) -> int:
+def _execute(results: Path, jobs: list[dict], cluster: dict, gpus_per_run: int) -> int:
     """Run the jobs on a cluster opened for them (each commits its own files); 1 if one failed, else 0."""
     failed = 0
     with engine.connect(**cluster) as client:
-        for job, res, _ in engine.run_tasks(client, execute_alignment, jobs, gpus_per_run, key="miar-align"):
+        for job, res, _ in engine.run_tasks(client, execute_alignment, jobs, gpus_per_run, key="miar-align",
+                                            on_stall=lambda j: give_up(results, j["key"])):
             err = f"{type(res).__name__}: {res}" if isinstance(res, BaseException) else res["error"]
             print(f"align {job['key']}: {'done' if err is None else 'FAILED: ' + err}")
             failed += err is not None

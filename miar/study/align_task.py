@@ -92,7 +92,7 @@ def _commit(job: dict, nb: Path, final_nb: Path, dirs: dict[str, Path], results:
         a = staged / "alignment.json"
         atomic_write(a, json.dumps({**json.loads(a.read_text()), "model_sha256": model_digest(cwd / d)}, indent=2)
                      + "\n")
-    with fenced(results, job.get("fence")) as current:
+    with fenced(results, job.get("fence"), job["key"]) as current:
         if not current:
             return "fenced"
         for d, staged in dirs.items():

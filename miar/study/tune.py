@@ -38,6 +38,7 @@ from miar.study.arguments import check_results, check_storage, check_tune
 from miar.study.lock import results_lock
 from miar.study.plan import Run, _entry_runs, notebooks_dir, status
 from miar.study.spaces import Param, load_enqueue, load_space, space_path
+from miar.study.tasks import stall_timeout
 from miar.study.tune_identity import definition, mismatch, refusal, refuse_overwrite
 from miar.study.tune_share import Driver, create_storage
 from miar.study.tune_storage import check_server
@@ -165,6 +166,7 @@ def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=
     """Run the search until ``trials`` trials are finished; 0 when none failed."""
     results, cluster = check_results(results), dict(cluster or {})
     check_tune(trials, seeds, cluster.get("batch"), cluster.get("workers", 1))
+    stall_timeout()  # $MIAR_WORKER_STALL_S
     name, params = Path(experiment).stem, load_space(space_path(experiment, space), experiment)
     plan = _plan(experiment, params, trials, seeds, sampler, sampler_seed, cluster, enqueue)
     settings = {**plan["settings"], **definition(experiment, tuple(overrides))}

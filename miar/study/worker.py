@@ -176,7 +176,7 @@ def execute_run(job: dict) -> dict:
 
 def _commit(job: dict, run: Path, nb: Path, final_nb: Path, failed: bool) -> str:
     """Commit the staged run while its sweep still holds the results: ``committed``, ``duplicate`` or ``fenced``."""
-    with fenced(_results(job), job.get("fence")) as current:
+    with fenced(_results(job), job.get("fence"), job["key"]) as current:
         if not current:
             return "fenced"
         won = staging.commit(run, Path(job["cwd"]) / job["parameters"]["run_dir"],
