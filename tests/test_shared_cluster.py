@@ -1,8 +1,8 @@
 """Sweeps that share a cluster do not hurt each other, and nothing commits after its driver is gone: a second
 driver on one Dask cluster leaves the first one's kernels running, a run or an alignment still executing when
-its driver released the results lock is discarded (the lock's token fences the commit), a worker that does
-not answer is one line at the start and does not cost the sweep record at the end, and one that stops answering
-mid-run costs its runs (reported failed), not the sweep."""
+its driver released the results lock is discarded (the lock's token fences the commit), and a worker that does
+not answer is one line at the start and does not cost the sweep record at the end (one that stops answering
+mid-run: tests/test_stalled_worker.py)."""
 
 import os
 import signal
@@ -187,77 +187,6 @@ def test_a_worker_that_does_not_answer_is_one_line_and_the_record_is_kept(cluste
     finally:
         os.kill(victim.pid, signal.SIGCONT)
     cluster.wait_for_workers(2)
-
-
-@pytest.mark.parametrize("value", ["soon", "0", "-3", "nan"])
-@pytest.mark.parametrize("command", [["sweep", "smoke"], ["align"], ["tune", "smoke"]])
-def test_a_bad_stall_timeout_is_one_line(tmp_path, monkeypatch, command, value):
-    """$MIAR_WORKER_STALL_S that is not a positive number of seconds: one line naming it, before anything is
-    written."""
-    monkeypatch.setenv("MIAR_WORKER_STALL_S", value)
-    rc, _, err = main([*command, "--results", tmp_path / "r"])
-    one_line(rc, err, "MIAR_WORKER_STALL_S")
-    assert not (tmp_path / "r").exists()
-
-
-def _restore(cluster, victim, n: int = 2) -> None:
-    """The module's cluster has ``n`` live workers again: the resumed ``victim`` rejoins, or is replaced if the
-    scheduler retired it and it has closed."""
-    deadline = time.time() + 30
-    while victim.poll() is None and time.time() < deadline and len(cluster.live_workers()) > n - 1:
-        try:
-            cluster.wait_for_workers(n, timeout=2)
-            return
-        except TimeoutError:
-            pass
-    if victim.poll() is None:
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=30)
-    cluster.start_worker()
-    cluster.wait_for_workers(n)
-
-
-def test_a_worker_that_stalls_mid_run_costs_its_runs_not_the_sweep(cluster, tmp_path, monkeypatch):
-    """A worker that stops answering in the middle of a run (SIGSTOP) used to block its sweep forever; now,
-    after $MIAR_WORKER_STALL_S seconds without its heartbeat, its runs are reported failed with a line saying so,
-    the other worker runs the rest, the sweep ends (exit 1) with its record written, and the stopped worker,
-    once resumed, commits nothing."""
-    import json
-
-    from miar.study.plan import status
-
-    monkeypatch.setenv("MIAR_WORKER_STALL_S", "5")
-    seeds, results = [1, 2, 3], tmp_path / "r"
-    sweep = _sweep(tmp_path / "s.yaml", seeds)
-    box = []
-    t = threading.Thread(target=lambda: box.append(main(["sweep", sweep, "--results", results, "--scheduler",
-                                                         cluster.address])), daemon=True)
-    t.start()
-    deadline = time.time() + 120
-    while len(list((results / STAGING).glob("*/*"))) < 2:  # both workers are executing a run
-        assert time.time() < deadline and t.is_alive(), f"two runs never ran at once: {box}"
-        time.sleep(0.05)
-    victim = cluster.live_workers()[0]
-    os.kill(victim.pid, signal.SIGSTOP)
-    try:
-        t.join(120)
-        assert not t.is_alive(), "the sweep still waits for the stopped worker"
-    finally:
-        os.kill(victim.pid, signal.SIGCONT)
-    try:
-        rc, _, err = box[0]
-        failed = [ln for ln in err.splitlines() if ln.startswith("failed: ")]
-        assert rc == 1 and failed, err[-3000:]
-        assert all("stopped answering mid-run" in ln and "MIAR_WORKER_STALL_S" in ln for ln in failed), failed
-        _, runs = load_sweep(str(sweep))
-        done = {r.key for r in runs if status(r, results) == "done"}
-        assert done and len(done) + len(failed) == len(seeds), (done, failed)
-        record = json.loads(next((results / "sweeps").glob("*.json")).read_text())
-        assert record["runs_failed"] == len(failed) and record["runs_in_sweep"] == len(seeds)
-        time.sleep(5)  # the resumed worker finishes what it was doing: its commit is fenced
-        assert {r.key for r in runs if r.run_dir(results).exists()} == done
-    finally:
-        _restore(cluster, victim)
 
 
 @pytest.mark.slow

@@ -55,3 +55,30 @@ def test_a_missing_driver_is_one_line_and_a_password_is_never_shown(tmp_path):
     assert "s3cret" not in line and snapshot(tmp_path) == before
     rc, _, err = main(_argv(tmp_path, url.replace(f":{port}/", f":{free_port()}/"), False))
     assert "s3cret" not in one_line(rc, err, "cannot reach")
+
+
+def test_a_second_driver_on_the_default_database_is_one_line(tmp_path):
+    """Two drivers on the default storage (``<results>/<experiment>.db``) share one --results, which the results
+    lock gives to one driver at a time: the second is refused with one line, exit 2, the first's files untouched
+    (to share a study, give each driver its own --results and the same --storage)."""
+    import subprocess
+    import sys
+    import time
+
+    from faultkit import env
+    results, held = tmp_path / "r", tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", "import pathlib, time\nfrom miar.study.lock import results_lock\n"
+                               f"with results_lock({str(results)!r}):\n pathlib.Path({str(held)!r}).touch()\n"
+                               " time.sleep(120)"], env=env(), start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while not held.exists():
+            assert time.time() < deadline and holder.poll() is None, "the first driver never took the lock"
+            time.sleep(0.05)
+        before = snapshot(results)
+        rc, _, err = main(["tune", "smoke", "--results", results])
+        one_line(rc, err, "another sweep is running")
+        assert snapshot(results) == before
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

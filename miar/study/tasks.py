@@ -9,7 +9,8 @@ clocks are never compared). A worker that processes one of this driver's tasks a
 driver's tasks on it is cancelled and yielded as a :class:`WorkerStalled` error (the run is reported failed,
 one clear line), ``on_stall`` fences its commit (:func:`miar.study.lock.give_up`: should the worker resume, what
 it writes is discarded), and the worker is retired from the scheduler so that no further task goes to it. The
-other runs go on; the caller writes its records as after any failure.
+other runs go on, on the workers that answer; when none is left (a LocalCluster of one worker), the runs not
+started are given up too, so the sweep ends. The caller writes its records as after any failure.
 
 The timeout is :data:`STALL_S` (120 s) unless ``$MIAR_WORKER_STALL_S`` says otherwise: far beyond any pause of a
 live worker's heartbeat on a loaded machine (a garbage collection, a burst of swapping: seconds), yet short
@@ -59,17 +60,18 @@ class Watchdog:
         self.beats: dict[str, tuple[float, float]] = {}  # worker -> (its last heartbeat, when we saw it move)
         self.next, self.retired = time.monotonic(), set()
 
-    def _silent(self) -> dict[str, float]:
-        """``{worker: seconds since its heartbeat last moved}`` for those silent longer than the timeout."""
+    def _silent(self) -> tuple[dict[str, float], list[str]]:
+        """``{worker: seconds since its heartbeat last moved}`` for those silent longer than the timeout, and
+        the workers that still answer and take tasks (both empty when it is not time to look)."""
         now = time.monotonic()
         if now < self.next:
-            return {}
+            return {}, []
         self.next = now + self.every
         try:
             workers = self.client.sync(self.client.scheduler.identity, n_workers=-1,
                                        callback_timeout=RPC_TIMEOUT_S).get("workers", {})
         except (TimeoutError, OSError):
-            return {}
+            return {}, []
         silent = {}
         for addr, info in workers.items():
             beat, seen = info.get("last_seen"), self.beats.get(addr)
@@ -77,12 +79,15 @@ class Watchdog:
                 self.beats[addr] = (beat, now)
             elif now - seen[1] > self.stall_s:
                 silent[addr] = now - seen[1]
-        return silent
+        working = [a for a, info in workers.items() if a not in silent and a not in self.retired
+                   and info.get("status", "running") == "running"]
+        return silent, working
 
     def given_up(self, pending: dict) -> list[tuple[str, str]]:
         """``[(task key, reason)]`` of the tasks in ``pending`` (key -> future) on a worker that stopped
-        answering; each such worker is retired from the scheduler."""
-        silent = self._silent()
+        answering, each such worker retired from the scheduler; all of them once no worker is left that
+        answers (the tasks still queued would wait for one forever: the sweep ends, its rerun resumes)."""
+        silent, working = self._silent()
         if not silent:
             return []
         try:
@@ -97,6 +102,10 @@ class Watchdog:
                         f"committed") for k in mine]
             if mine:
                 self._retire(addr)
+        if out and not working:
+            taken = {k for k, _ in out}
+            out += [(k, f"not run: no worker is left that answers ({', '.join(sorted(silent))} stopped "
+                        f"answering, limit {self.stall_s:g} s: ${STALL_ENV})") for k in pending if k not in taken]
         return out
 
     def _retire(self, addr: str) -> None:
