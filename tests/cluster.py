@@ -1,5 +1,8 @@
 """A real Dask cluster on 127.0.0.1 for the tests: ``dask scheduler`` and ``dask worker`` processes on free ports,
-each worker one thread and no nanny (one process: SIGKILL takes it down for good), stopped by PID."""
+each worker one thread and no nanny (one process: SIGKILL takes it down for good), stopped by PID.
+
+A test module takes the two-worker cluster as its ``cluster`` fixture by importing
+:func:`two_worker_cluster` (``from cluster import two_worker_cluster  # noqa: F401``): one per module."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 DASK = str(Path(sys.executable).with_name("dask"))
 
@@ -86,3 +90,21 @@ class Cluster:
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
+
+
+@pytest.fixture(scope="module", name="cluster")
+def two_worker_cluster(tmp_path_factory):
+    """A scheduler and two workers for the module; a worker a failed test left stopped (SIGSTOP) is resumed
+    before the cluster closes, so that it can be stopped in order."""
+    from faultkit import env
+    c = Cluster(tmp_path_factory.mktemp("dask"), env())
+    try:
+        c.start_worker()
+        c.start_worker()
+        c.wait_for_workers(2)
+        yield c
+    finally:
+        for w in c.workers:
+            if w.poll() is None:
+                os.kill(w.pid, signal.SIGCONT)
+        c.close()

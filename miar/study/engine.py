@@ -13,7 +13,8 @@ theirs, and neither replaces the other's, whose teardown used to stop the kernel
 ``gpus_per_run`` makes each run ask for ``GPU`` worker resources (LocalCluster workers get that many each;
 an existing cluster's workers declare theirs: ``dask worker --resources GPU=1``).
 
-:func:`run_tasks` submits one task per job and yields each result as it completes. On Ctrl-C (or any error)
+:func:`run_tasks` (:mod:`miar.study.tasks`) submits one task per job and yields each result as it completes,
+giving up on the runs of a worker that stops answering mid-run. On Ctrl-C (or any error)
 the futures are cancelled and, for a LocalCluster, its worker processes and their kernels are stopped
 (SIGTERM, then SIGKILL) before the cluster closes, so nothing is left to write into the results. A LocalCluster
 starts under :func:`miar.interrupt.held` (a Ctrl-C in its first seconds stops it whole, instead of leaving a
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from miar.errors import ConfigError
 from miar.interrupt import held
+from miar.study.tasks import run_tasks  # noqa: F401 (the task loop, re-exported: engine.run_tasks)
 
 KERNEL_DIR_ENV = "MIAR_KERNEL_DIR"  # where a LocalCluster worker's kernels keep their connection files
 WORKER_ANSWER_S = 30.0  # a worker that does not answer the driver's check within this is one line, not a hang
@@ -60,11 +62,14 @@ def local_env(workers: int) -> dict[str, str]:
 
 def _local_cluster(workers: int, gpus_per_run: int, scratch: Path):
     """Workers whose Dask scratch space and kernels' connection files are under ``scratch`` (this driver's own
-    temporary folder, removed when it closes the cluster, however it ends: a worker it killed leaves none)."""
+    temporary folder, removed when it closes the cluster, however it ends: a worker it killed leaves none).
+    The scheduler's scratch space goes there too: left to its default, this process's scheduler makes
+    ``$TMPDIR/dask-scratch-space`` (with its lock files) and never removes it."""
     from distributed import LocalCluster
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=None, memory_limit=0, silence_logs=logging.ERROR,
                         local_directory=str(scratch / "dask"),
+                        scheduler_kwargs={"local_directory": str(scratch / "dask")},
                         env={**local_env(workers), KERNEL_DIR_ENV: str(scratch / "kernels")},
                         resources={"GPU": gpus_per_run} if gpus_per_run else None)
 
@@ -256,45 +261,6 @@ def stop(client, cluster, grace_s: float = 3.0) -> None:
         late = [p for p in _family(cluster) if p.pid not in {q.pid for q in procs}]  # a nanny restarted meanwhile
         if late:
             _end(late, grace_s, term=False)
-
-
-def run_tasks(client, fn, jobs: list[dict], gpus_per_run: int = 0, key: str = "miar", deadline: float | None = None):
-    """Submit ``fn(job)`` for each job (in order) and yield ``(job, result or exception, submitted_at)`` as they
-    complete. The futures are cancelled if the caller stops early (Ctrl-C included).
-
-    With ``deadline`` (a ``time.time()`` value) jobs are submitted as the workers free up (at most one per worker
-    thread in flight) and none after the deadline: the jobs in flight finish, the rest are never started."""
-    from distributed import as_completed
-
-    resources = {"GPU": gpus_per_run} if gpus_per_run else None
-    token = f"{key}-{os.getpid()}-{time.time_ns()}"
-    submitted, futures = {}, []
-    window = len(jobs) if deadline is None else max(1, sum(client.nthreads().values()))
-
-    def submit(i: int):
-        f = client.submit(fn, jobs[i], key=f"{token}-{i}", pure=False, resources=resources, priority=-i)
-        submitted[f.key] = (jobs[i], time.time())
-        futures.append(f)
-        return f
-
-    for i in range(min(window, len(jobs))):
-        submit(i)
-    following = min(window, len(jobs))
-    try:
-        with client.as_current():
-            done = as_completed(futures)
-        for fut in done:
-            job, at = submitted[fut.key]
-            try:
-                res = fut.result()
-            except Exception as e:  # the task raised, or killed workers too often (KilledWorker)
-                res = e
-            if following < len(jobs) and (deadline is None or time.time() < deadline):
-                done.add(submit(following))
-                following += 1
-            yield job, res, at
-    finally:
-        client.cancel(futures, force=True)
 
 
 __all__ = ["EngineError", "check_gpu_workers", "check_workers", "connect", "cores", "local_env", "run_tasks", "stop"]

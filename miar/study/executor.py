@@ -28,7 +28,8 @@ record and its notebook are whole (:func:`miar.study.plan.status`). Ctrl-C (SIGI
 stops the workers and their kernels and exits 130; SIGTERM does the same and exits 143
 (:mod:`miar.interrupt`); the next invocation redoes the interrupted runs. Each job carries the results lock's
 token, and a worker commits only while that token is current (:func:`miar.study.lock.fenced`): a run that
-outlives its sweep is discarded.
+outlives its sweep is discarded. A worker that stops answering mid-run costs its runs, reported failed after
+``$MIAR_WORKER_STALL_S`` seconds (:mod:`miar.study.tasks`), not the sweep.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from miar import config as C
-from miar.study.lock import current_token, results_lock
+from miar.study.lock import current_token, give_up, results_lock
 from miar.study.notebook_io import temporary
 from miar.study.plan import Run, load_sweep, status
+from miar.study.tasks import stall_timeout
 from miar.sweep_records import write_sweep_record
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory that holds miar/
@@ -84,6 +86,7 @@ def run_sweep(name: str, results: str | Path = "results", workers: int = 1, dry_
         raise C.ConfigError(f"--stop-after must be a positive number of minutes, got {stop_after}")
     if gpus_per_run < 0:
         raise C.ConfigError(f"--gpus-per-run must be >= 0, got {gpus_per_run}")
+    stall_timeout()  # $MIAR_WORKER_STALL_S, checked before anything is written
     results = Path(results)
     notebook, runs = load_sweep(name, tuple(overrides))  # --set: every run's config
     cluster = {"workers": workers, "scheduler": scheduler, "scheduler_file": scheduler_file,
@@ -182,8 +185,9 @@ def execute_on(client, todo: list[Run], notebook: Path, results: Path, desc: str
     fence = current_token(results)  # the caller holds the lock: this sweep's
     jobs = [job(r, notebook, results, staging, reuse_kernel, fence) for r in todo]
     try:
-        return _gather(engine.run_tasks(client, execute_run, jobs, gpus_per_run, deadline=deadline), results,
-                       {r.key: r for r in todo}, desc, progress, len(jobs))
+        tasks = engine.run_tasks(client, execute_run, jobs, gpus_per_run, deadline=deadline,
+                                 on_stall=lambda j: give_up(results, j["key"]))
+        return _gather(tasks, results, {r.key: r for r in todo}, desc, progress, len(jobs))
     finally:
         shutil.rmtree(results / STAGING, ignore_errors=True)  # abandoned attempts; a late writer finds none
 

@@ -7,6 +7,10 @@ while the lock is held). A worker commits a run only inside :func:`fenced`, whic
 fence exclusively and removes the token: a commit already under way finishes first, and every later one (a run
 a worker kept executing after Ctrl-C, its scheduler too wedged to cancel it) finds no token and is discarded,
 never written into a results directory whose driver is gone or that another sweep now holds.
+
+A run the driver gave up on while its sweep goes on (its worker stopped answering mid-run:
+:mod:`miar.study.tasks`) is fenced the same way by :func:`give_up`, which lists its key in
+``results/.sweep.lock.given-up`` (cleared with the token): should the worker resume, its commit is discarded.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from miar.config import ConfigError
 from miar.records import atomic_write
 
 TOKEN, FENCE = ".sweep.lock.token", ".sweep.lock.fence"  # beside the lock (and ignored by git with it)
+GIVEN_UP = ".sweep.lock.given-up"  # keys of the runs this sweep gave up on, one a line
 FENCE_WAIT_S = 10.0  # how long the driver leaving waits for a commit in progress (one rename: milliseconds)
 
 
@@ -49,6 +54,7 @@ def results_lock(results: Path):
                           f"wait for it or use another --results") from None
     try:
         holder.write_text(f"pid {os.getpid()}")
+        (results / GIVEN_UP).unlink(missing_ok=True)  # a killed driver's list: its runs were never this sweep's
         token = uuid.uuid4().hex
         atomic_write(results / TOKEN, token)
         yield token
@@ -85,6 +91,23 @@ def _revoke(results: Path) -> None:
     commit does not keep the driver from leaving)."""
     with _flock(results / FENCE, fcntl.LOCK_EX, FENCE_WAIT_S):
         (results / TOKEN).unlink(missing_ok=True)
+        (results / GIVEN_UP).unlink(missing_ok=True)
+
+
+def give_up(results: Path, key: str) -> None:
+    """Fence the commit of run ``key`` for the rest of this sweep (call it holding the lock): a commit of it
+    already under way finishes first (up to :data:`FENCE_WAIT_S`), any later one is discarded."""
+    results = Path(results)
+    with _flock(results / FENCE, fcntl.LOCK_EX, FENCE_WAIT_S):
+        with open(results / GIVEN_UP, "a", encoding="utf-8") as f:
+            f.write(key + "\n")
+
+
+def _given_up(results: Path) -> set[str]:
+    try:
+        return set((Path(results) / GIVEN_UP).read_text(encoding="utf-8").splitlines())
+    except OSError:
+        return set()
 
 
 def current_token(results: Path) -> str | None:
@@ -96,11 +119,12 @@ def current_token(results: Path) -> str | None:
 
 
 @contextmanager
-def fenced(results: Path, token: str | None):
-    """Around a worker's commit: yields True while ``token``'s sweep still holds ``results``, and keeps it from
-    leaving until the commit is done. A job without a token (from a driver older than the fence) commits."""
+def fenced(results: Path, token: str | None, key: str | None = None):
+    """Around a worker's commit of run ``key``: yields True while ``token``'s sweep still holds ``results`` and
+    has not given the run up (:func:`give_up`), and keeps it from leaving until the commit is done. A job
+    without a token (from a driver older than the fence) commits."""
     if token is None:
         yield True
         return
     with _flock(Path(results) / FENCE, fcntl.LOCK_SH, None):
-        yield current_token(results) == token
+        yield current_token(results) == token and (key is None or key not in _given_up(results))

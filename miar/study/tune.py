@@ -21,6 +21,7 @@ published ones ship in ``miar/experiments/spaces/enqueue/``). ``--report`` print
 A study is bound to its definition (:mod:`miar.study.tune_identity`: the resolved experiment config's digest and
 the ``--set`` overrides are stored and checked on resume, and the reports carry the overrides), never overwrites
 another study's complete trial records, and can be shared by several drivers (:mod:`miar.study.tune_share`).
+A storage on a database server is checked before any work starts (:mod:`miar.study.tune_storage`).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from miar.study.arguments import check_results, check_storage, check_tune
 from miar.study.lock import results_lock
 from miar.study.plan import Run, _entry_runs, notebooks_dir, status
 from miar.study.spaces import Param, load_enqueue, load_space, space_path
+from miar.study.tasks import stall_timeout
 from miar.study.tune_identity import definition, mismatch, refusal, refuse_overwrite
 from miar.study.tune_share import Driver, create_storage
+from miar.study.tune_storage import check_server
 
 WAIT_S = 5.0  # how often a driver whose remaining trials another live driver runs looks again
 
@@ -163,11 +166,13 @@ def run_tune(experiment: str, space: str | None = None, trials: int = 20, seeds=
     """Run the search until ``trials`` trials are finished; 0 when none failed."""
     results, cluster = check_results(results), dict(cluster or {})
     check_tune(trials, seeds, cluster.get("batch"), cluster.get("workers", 1))
+    stall_timeout()  # $MIAR_WORKER_STALL_S
     name, params = Path(experiment).stem, load_space(space_path(experiment, space), experiment)
     plan = _plan(experiment, params, trials, seeds, sampler, sampler_seed, cluster, enqueue)
     settings = {**plan["settings"], **definition(experiment, tuple(overrides))}
     url = storage or f"sqlite:///{results / (name + '.db')}"
     check_storage(url, parent_made=storage is None)
+    check_server(url)  # a database server: reachable, its driver installed, a login accepted
     results.mkdir(parents=True, exist_ok=True)
     with results_lock(results), Driver(url) as driver:
         with driver.asking():

@@ -17,12 +17,14 @@ from miar.errors import ConfigError
 from miar.study.arguments import check_results, check_storage, check_tune
 from miar.study.tune import _storage, fmt
 from miar.study.tune_identity import stored_overrides
+from miar.study.tune_storage import check_server
 
 
 def _load(name: str, url: str, experiment: str):
     """The stored study, read only: a missing or damaged storage, or no study of that name, is one line."""
     import optuna
     check_storage(url, must_exist=True)  # a report reads a study, never creates one
+    check_server(url)
     try:
         return optuna.load_study(study_name=name, storage=_storage(url))
     except KeyError:  # optuna: no study of that name in the storage

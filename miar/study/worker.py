@@ -176,7 +176,7 @@ def execute_run(job: dict) -> dict:
 
 def _commit(job: dict, run: Path, nb: Path, final_nb: Path, failed: bool) -> str:
     """Commit the staged run while its sweep still holds the results: ``committed``, ``duplicate`` or ``fenced``."""
-    with fenced(_results(job), job.get("fence")) as current:
+    with fenced(_results(job), job.get("fence"), job["key"]) as current:
         if not current:
             return "fenced"
         won = staging.commit(run, Path(job["cwd"]) / job["parameters"]["run_dir"],
@@ -185,31 +185,4 @@ def _commit(job: dict, run: Path, nb: Path, final_nb: Path, failed: bool) -> str
     return "committed" if won else "duplicate"
 
 
-def execute_alignment(job: dict) -> dict:
-    """The task of ``miar align``: one experiment's alignment notebook, in this worker's reused kernel.
-
-    It writes ``alignment.json`` and figures into complete run records and its notebook atomically; the files
-    depend only on the records, so an execution Dask repeats rewrites the same files (no staging needed)."""
-    import papermill as pm  # lazy: the notebooks extra
-
-    from miar.study import papermill_engine as kernel
-    from miar.study.notebook_io import execute_notebook
-
-    t0 = time.time()
-    if job.get("fingerprint") not in (None, fingerprint()):
-        return {"key": job["key"], "error": "worker runs another miar than the driver", "seconds": 0.0}
-    _kernel_env(job)
-    err = None
-    try:
-        execute_notebook(job["notebook"], Path(job["cwd"], job["output"]), parameters=job["parameters"],
-                         progress_bar=False, log_output=False, cwd=job["cwd"], engine_name=kernel.ENGINE)
-    except pm.PapermillExecutionError as e:
-        err = f"{e.ename}: {e.evalue}"
-    except Exception as e:
-        err = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    if err is not None:
-        kernel.shutdown()
-    return {"key": job["key"], "error": err, "seconds": time.time() - t0}
-
-
-__all__ = ["KernelPlugin", "execute_alignment", "execute_run", "fingerprint", "identity"]
+__all__ = ["KernelPlugin", "execute_run", "fingerprint", "identity"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from cluster import Cluster, free_port
+from cluster import free_port, two_worker_cluster  # noqa: F401 (the cluster fixture)
 from faultkit import TINY, env, main, one_line
 
 from miar import config as C
@@ -43,18 +43,6 @@ def _exactly_once(results: Path, seeds) -> None:
         assert notebook_problem(results / "notebooks" / "smoke" / f"s{s}.ipynb") is None
     assert sorted(p.name for p in (results / "notebooks" / "smoke").iterdir()) == sorted(f"s{s}.ipynb" for s in seeds)
     assert not (results / STAGING).exists()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("dask"), env())
-    try:
-        c.start_worker()
-        c.start_worker()
-        c.wait_for_workers(2)
-        yield c
-    finally:
-        c.close()
 
 
 def test_external_cluster_gives_the_local_clusters_and_a_lone_fits_metrics(cluster, tmp_path):

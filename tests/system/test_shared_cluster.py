@@ -1,7 +1,8 @@
 """Sweeps that share a cluster do not hurt each other, and nothing commits after its driver is gone: a second
-driver on one Dask cluster leaves the first one's kernels running, a run still executing when its sweep
-released the results lock is discarded (the lock's token fences the commit), and a worker that does not
-answer is one line at the start and does not cost the sweep record at the end."""
+driver on one Dask cluster leaves the first one's kernels running, a run or an alignment still executing when
+its driver released the results lock is discarded (the lock's token fences the commit), and a worker that does
+not answer is one line at the start and does not cost the sweep record at the end (one that stops answering
+mid-run: tests/test_stalled_worker.py)."""
 
 import os
 import signal
@@ -10,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster import Cluster
-from faultkit import env, main, one_line
+from cluster import two_worker_cluster  # noqa: F401 (the cluster fixture)
+from faultkit import env, main, one_line, snapshot
 from test_dask import _sweep
 
 from miar.study import engine, executor
@@ -19,21 +20,6 @@ from miar.study.executor import STAGING, job, prepare
 from miar.study.lock import current_token, fenced, results_lock
 from miar.study.plan import load_sweep, notebooks_dir
 from miar.study.worker import execute_run
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("dask"), env())
-    try:
-        c.start_worker()
-        c.start_worker()
-        c.wait_for_workers(2)
-        yield c
-    finally:
-        for w in c.workers:  # a test that stopped one and failed before resuming it
-            if w.poll() is None:
-                os.kill(w.pid, signal.SIGCONT)
-        c.close()
 
 
 def test_the_lock_token_fences_commits(tmp_path):
@@ -100,6 +86,63 @@ def test_a_run_that_outlives_its_sweep_is_not_committed(cluster, tmp_path, monke
     assert out["outcome"] == "fenced" and "not committed" in out["error"], out
     assert not run.run_dir(results).exists() and not run.notebook_path(results).exists()
     assert list((results / STAGING / "test").iterdir()) == []
+
+
+def _trained(results: Path, tiny_cfg) -> Path:
+    """A complete run that kept its weights: what ``miar align`` analyses."""
+    from miar import config as C
+    from miar.train import fit
+    run = results / "runs" / "smoke" / "s1"
+    fit(C.merge(tiny_cfg, {"train": {"save_model": True, "epochs": 1}}), run)
+    return run
+
+
+def _align_job(results: Path, token) -> dict:
+    from miar.study import align
+    return align._job(results, "smoke", "test", 60, results / STAGING / "align-test", token)
+
+
+def test_an_alignment_queued_when_its_driver_ended_does_not_start(tmp_path, monkeypatch, tiny_cfg):
+    """An alignment task that starts after its driver released the results lock runs nothing and writes
+    nothing (it used to write alignment.json and figures into the records whoever held the lock)."""
+    from miar.study.align_task import execute_alignment
+
+    monkeypatch.chdir(tmp_path)
+    results = Path("results")
+    _trained(results, tiny_cfg)
+    with results_lock(results) as token:
+        j = _align_job(results, token)
+    before = snapshot(results)
+    out = execute_alignment(j)
+    assert out["outcome"] == "fenced" and "not committed" in out["error"], out
+    assert snapshot(results) == before
+
+
+def test_an_alignment_that_outlives_its_driver_commits_nothing(cluster, tmp_path, monkeypatch, tiny_cfg):
+    """An alignment still executing when its driver released the results lock, which another sweep then took
+    over, commits nothing when it finishes: no alignment.json, figure or notebook; its staging is discarded."""
+    from distributed import Client
+
+    from miar.study.align_task import execute_alignment
+
+    monkeypatch.chdir(tmp_path)
+    results = Path("results")
+    run = _trained(results, tiny_cfg)
+    with Client(cluster.address, set_as_default=False) as client:
+        with results_lock(results) as token:
+            j = _align_job(results, token)
+            before = snapshot(results / "runs")
+            fut = client.submit(execute_alignment, j, pure=False)
+            deadline = time.time() + 120
+            while not list((results / STAGING / "align-test").rglob("*.ipynb")):  # the notebook is executing
+                assert time.time() < deadline and not fut.done(), f"the analysis never started: {fut}"
+                time.sleep(0.05)
+        with results_lock(results):  # another driver takes the results over; the analysis finishes now
+            out = fut.result(timeout=300)
+    assert out["outcome"] == "fenced" and "not committed" in out["error"], out
+    assert snapshot(results / "runs") == before and not (run / "alignment.json").exists()
+    assert not (results / "notebooks" / "smoke" / "alignment.ipynb").exists()
+    assert list((results / STAGING / "align-test").iterdir()) == []
 
 
 def test_a_second_driver_leaves_the_first_ones_kernels(cluster, tmp_path):

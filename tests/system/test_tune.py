@@ -287,12 +287,25 @@ def test_a_committed_study_reports_as_it_did(tmp_path):
     assert (tmp_path / db.name).read_bytes() == db.read_bytes()  # a report writes nothing into the study
 
 
-@pytest.mark.slow
-def test_two_drivers_on_one_storage_share_the_search(tmp_path):
-    """Two drivers on one study, each with its own --results: every trial runs once, none is told twice, both
-    exit 0 (they used to repeat a trial, then crash telling it)."""
+def _shared_storage(tmp_path: Path, kind: str):
+    """The ``--storage`` of both drivers and the Optuna storage that reads it back."""
     import optuna
-    storage = f"journal:{tmp_path / 'shared.log'}"
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        return url, url
+    from optuna.storages.journal import JournalFileBackend
+    return f"journal:{tmp_path / 'shared.log'}", optuna.storages.JournalStorage(
+        JournalFileBackend(str(tmp_path / "shared.log")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_two_drivers_on_one_storage_share_the_search(tmp_path, kind):
+    """Two drivers on one study (a journal, or a SQLite file: its writers take turns), each with its own
+    --results: every trial runs once, none is told twice, both exit 0 (they used to repeat a trial, then crash
+    telling it)."""
+    import optuna
+    storage, readback = _shared_storage(tmp_path, kind)
     procs = [subprocess.Popen(_tune(tmp_path / f"r{i}", "--storage", storage), env=env(), cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
              for i in range(2)]
@@ -308,7 +321,5 @@ def test_two_drivers_on_one_storage_share_the_search(tmp_path):
     assert [rc for _, rc in outs] == [0, 0], [err[-2000:] for err, _ in outs]
     ran = [_trial_dirs(tmp_path / f"r{i}") if (tmp_path / f"r{i}" / "runs").is_dir() else [] for i in range(2)]
     assert sorted(ran[0] + ran[1]) == [f"smoke+t{i:04d}" for i in range(N)], ran  # each trial in one place
-    from optuna.storages.journal import JournalFileBackend
-    study = optuna.load_study(study_name="smoke",
-                              storage=optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "shared.log"))))
+    study = optuna.load_study(study_name="smoke", storage=readback)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * N
