@@ -104,6 +104,39 @@ def test_formatting_helpers():
     assert F.caption("What to see.") == "**Figure.** What to see."
 
 
+
+def test_number_cells_break_only_before_a_spread_or_an_interval():
+    """A cell holding only numbers ("0.806 ± 0.015", an interval, split sizes) gets no-break spaces in the book's
+    tables except before "±" and "[", so a squeezed column shows it on two lines at most, never "0.806", "±",
+    "0.015" on three; a text cell and the README's tables keep plain spaces."""
+    nb = F.NBSP
+    assert F.unbreakable("0.806 ± 0.015 (n=10)") == f"0.806 ±{nb}0.015{nb}(n=10)"
+    assert F.unbreakable("+0.030 [+0.011, +0.053]") == f"+0.030 [+0.011,{nb}+0.053]"
+    assert F.unbreakable("1,284 / 229 / 686 [1]") == f"1,284{nb}/{nb}229{nb}/{nb}686 [1]"
+    assert F.unbreakable("MIAR (ours) vs Text only") == "MIAR (ours) vs Text only"
+    assert F.unbreakable("no number of seeds") == "no number of seeds"
+    df = pd.DataFrame({"Model": ["Text only"], "MAE": ["0.806 ± 0.015"]})
+    assert F.md_table(df).splitlines()[2] == f"| Text only | 0.806 ±{nb}0.015 |"
+    assert F.md_table(df, nowrap=False).splitlines()[2] == "| Text only | 0.806 ± 0.015 |"
+
+
+def test_long_texts_leave_the_table_as_marks_notes_or_terms():
+    """A long reason standing where a number would stand becomes a letter explained once under the table
+    (numbers stay); "A vs B" with one A says A once, in the header; two text columns become a definition list."""
+    long = "no number of seeds (the test set alone is too small)"
+    df = pd.DataFrame({"A vs B": ["MIAR vs Text only", "MIAR vs bc-LSTM"], "Seeds needed": [long, "45"],
+                       "Videos needed": ["263", long]})
+    text = F.md_table_marks(F.pair_column(df), ["Seeds needed", "Videos needed"])
+    assert text.splitlines()[:4] == ["| MIAR vs | Seeds needed | Videos needed |", "|---|---|---|",
+                                     "| Text only | a | 263 |", "| bc-LSTM | 45 | a |"]
+    assert F.pair_column(pd.DataFrame({"A vs B": ["MIAR vs bc-LSTM (ours)"]}))["MIAR vs"][0] == f"bc-LSTM{F.NBSP}(ours)"
+    assert text.endswith(f"\n\na: {long}") and text.count(long) == 1
+    mixed = pd.DataFrame({"A vs B": ["MIAR vs Text only", "MISA vs bc-LSTM"]})
+    assert F.pair_column(mixed).equals(mixed)
+    terms = F.md_terms(pd.DataFrame({"Declared": ["Folds", "Seeds"], "Value": ["5 of whole videos", "10"]}),
+                       "Declared", "Value")
+    assert terms == "Folds\n: 5 of whole videos\n\nSeeds\n: 10"
+
 def test_sweep_summary_names_what_ran(tmp_path):
     assert P.sweep_summary(tmp_path).empty
     (tmp_path / "sweeps").mkdir()
