@@ -76,7 +76,7 @@ def test_cross_cpu_table_has_no_negative_zeros():
     text = F.md_table(table)
     assert "-0 " not in text and "| -0" not in text
     assert table["Δ MAE"].tolist() == [0.0, 0.012] and table["Δ Acc-2 (points)"].tolist() == [0.0, 5.0]
-    assert table["MAE (A)"].tolist() == [0.853, 0.8] and table["Has0 Acc-2 % (B)"].tolist() == [79.4, 75.0]
+    assert table["MAE (A)"].tolist() == [0.853, 0.8] and table["Has0 Acc-2 (B)"].tolist() == [79.4, 75.0]
 
 
 def test_benchmark_lists_print_as_words_with_three_digits(tmp_path):
@@ -108,12 +108,21 @@ def test_formatting_helpers():
 def test_number_cells_break_only_before_a_spread_or_an_interval():
     """A cell holding only numbers ("0.806 ± 0.015", an interval, split sizes) gets no-break spaces in the book's
     tables except before "±" and "[", so a squeezed column shows it on two lines at most, never "0.806", "±",
-    "0.015" on three; a text cell and the README's tables keep plain spaces."""
+    "0.015" on three; a header or a short label wraps to two lines at most; a long text cell and the README's
+    tables keep plain spaces."""
     nb = F.NBSP
     assert F.unbreakable("0.806 ± 0.015 (n=10)") == f"0.806 ±{nb}0.015{nb}(n=10)"
     assert F.unbreakable("+0.030 [+0.011, +0.053]") == f"+0.030 [+0.011,{nb}+0.053]"
     assert F.unbreakable("1,284 / 229 / 686 [1]") == f"1,284{nb}/{nb}229{nb}/{nb}686 [1]"
+    assert F.unbreakable("[80.08, 81.08]") == "[80.08, 81.08]"  # an interval alone breaks after its comma
     assert F.unbreakable("MIAR (ours) vs Text only") == "MIAR (ours) vs Text only"
+    assert F.two_lines("Total wall time (min)") == f"Total{nb}wall time{nb}(min)" and F.two_lines("MAE") == "MAE"
+    assert F.two_lines("Detectable (80% power)") == f"Detectable (80%{nb}power)"
+    assert F.two_lines("Has0 Acc-2 (%)") == f"Has0 Acc{F.NB_HYPHEN}2{nb}(%)"  # never "Acc-" / "2"
+    assert F.two_lines("`a-b c d`") == "`a-b c d`"  # code is left as it is
+    short = pd.DataFrame({"Metric": ["Has0 macro-F1 (%)"], "Note": ["a long sentence of more than twenty characters"]})
+    assert F.md_table(short).splitlines()[2] == (f"| Has0 macro{F.NB_HYPHEN}F1{nb}(%) | "
+                                                 "a long sentence of more than twenty characters |")
     assert F.unbreakable("no number of seeds") == "no number of seeds"
     df = pd.DataFrame({"Model": ["Text only"], "MAE": ["0.806 ± 0.015"]})
     assert F.md_table(df).splitlines()[2] == f"| Text only | 0.806 ±{nb}0.015 |"
@@ -128,7 +137,7 @@ def test_long_texts_leave_the_table_as_marks_notes_or_terms():
                        "Videos needed": ["263", long]})
     text = F.md_table_marks(F.pair_column(df), ["Seeds needed", "Videos needed"])
     assert text.splitlines()[:4] == ["| MIAR vs | Seeds needed | Videos needed |", "|---|---|---|",
-                                     "| Text only | a | 263 |", "| bc-LSTM | 45 | a |"]
+                                     "| Text only | a | 263 |", f"| bc{F.NB_HYPHEN}LSTM | 45 | a |"]
     assert F.pair_column(pd.DataFrame({"A vs B": ["MIAR vs bc-LSTM (ours)"]}))["MIAR vs"][0] == f"bc-LSTM{F.NBSP}(ours)"
     assert text.endswith(f"\n\na: {long}") and text.count(long) == 1
     mixed = pd.DataFrame({"A vs B": ["MIAR vs Text only", "MISA vs bc-LSTM"]})

@@ -41,6 +41,8 @@ def label(metric: str) -> str:
 
 NUMERIC_CELL = re.compile(r"[\d.,±+\-−\[\]()/%=×≤≥<>~ n]*\d[\d.,±+\-−\[\]()/%=×≤≥<>~ n]*")
 NBSP = "\u00a0"
+NB_HYPHEN = "\u2011"  # looks like "-"; the browser does not break a line after it
+SHORT = 20  # characters: a text cell this short is a label, kept to two lines (:func:`two_lines`)
 
 
 def unbreakable(text: str) -> str:
@@ -50,21 +52,39 @@ def unbreakable(text: str) -> str:
     columns still fits the page."""
     if not NUMERIC_CELL.fullmatch(text):
         return text
-    return re.sub(r" (?![±\[])", NBSP, text)
+    out = re.sub(r" (?![±\[])", NBSP, text)
+    return out.replace(f",{NBSP}", ", ", 1) if text.startswith("[") else out  # an interval alone: after its comma
+
+
+def two_lines(header: str) -> str:
+    """A header (or a short label) as at most two runs of words joined by no-break spaces and hyphens, split where
+    the two are most even ("Total wall time (min)" -> "Total wall" / "time (min)", "Has0 Acc-2 (%)" never breaks
+    after "Acc-"): a narrow number column wraps it to two lines at most. Code and links are left as they are."""
+    if any(m in header for m in ("`", "](", "{")):
+        return header
+    words = header.replace("-", NB_HYPHEN).split(" ")
+    if len(words) < 3:
+        return " ".join(words)
+    k = min(range(1, len(words)), key=lambda i: max(len(" ".join(words[:i])), len(" ".join(words[i:]))))
+    return f"{NBSP.join(words[:k])} {NBSP.join(words[k:])}"
 
 
 def md_table(df: pd.DataFrame, index: bool = False, nowrap: bool = True) -> str:
     """A GitHub/MyST pipe table of ``df`` (cells as text; pipes escaped). ``nowrap``: number-only cells
-    are :func:`unbreakable` (the book's tables; the README keeps plain spaces)."""
+    are :func:`unbreakable`, headers and short labels wrap to :func:`two_lines` at most (the book's tables; the
+    README keeps plain spaces)."""
     if index:
         df = df.reset_index()
     def cell(v) -> str:
         if isinstance(v, float) and math.isfinite(v):
             v = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
         text = str(v).replace("|", "\\|").replace("\n", " ")
-        return unbreakable(text) if nowrap else text
+        if not nowrap:
+            return text
+        return two_lines(text) if len(text) <= SHORT and not NUMERIC_CELL.fullmatch(text) else unbreakable(text)
 
-    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
+    head = [two_lines(cell(c)) if nowrap else cell(c) for c in df.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 

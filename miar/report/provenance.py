@@ -150,7 +150,7 @@ def rerun_table(results: str | Path) -> pd.DataFrame:
     def on(cpu, simd):  # the SIMD level where kept: one model name covers CPUs that round differently
         return f"{cpu} ({simd_short(simd)})" if simd else str(cpu)
 
-    return pd.DataFrame([{"Run": Path(r["run"]).parent.name + "/" + Path(r["run"]).name,
+    return pd.DataFrame([{"Run": f"`{Path(r['run']).parent.name}/{Path(r['run']).name}`",
                           "Recorded on": on(r["recorded_on"], r.get("recorded_simd")),
                           "Rerun on": on(r["rerun_on"], r.get("rerun_simd")),
                           "Rerun at commit": str(r["commit"])[:10],
@@ -178,7 +178,7 @@ def rerun_comparison(results: str | Path, name: str = "cross_cpu") -> dict | Non
 
 
 def rerun_comparison_table(cmp: dict) -> pd.DataFrame:
-    """Per experiment: the mean test MAE and Has0 Acc-2 of the same configs on the two machines."""
+    """Per experiment: the mean test MAE and Has0 Acc-2 (in %) of the same configs on the two machines."""
     df = pd.DataFrame(cmp["experiments"])
     old, new = (cpu_short(cmp[k].get("label") or cmp[k].get("device_name")) for k in ("old", "new"))
     # MAE to its display resolution (3 decimals), Acc-2 in % to 0.1 point; + 0.0 turns a rounded -0.0 into 0.0
@@ -187,8 +187,8 @@ def rerun_comparison_table(cmp: dict) -> pd.DataFrame:
     return pd.DataFrame({"Experiment": df["experiment"].map(lambda e: f"`{e}`"), "Seeds": df["n"],
                          f"MAE ({old})": mae(df["old_mae"]), f"MAE ({new})": mae(df["new_mae"]),
                          "Δ MAE": mae(df["new_mae"] - df["old_mae"]),
-                         f"Has0 Acc-2 % ({old})": acc(df["old_has0_acc2"]),
-                         f"Has0 Acc-2 % ({new})": acc(df["new_has0_acc2"]),
+                         f"Has0 Acc-2 ({old})": acc(df["old_has0_acc2"]),
+                         f"Has0 Acc-2 ({new})": acc(df["new_has0_acc2"]),
                          "Δ Acc-2 (points)": acc(df["new_has0_acc2"] - df["old_has0_acc2"])})
 
 
