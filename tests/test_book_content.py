@@ -131,7 +131,8 @@ def test_number_cells_break_only_before_a_spread_or_an_interval():
 
 def test_long_texts_leave_the_table_as_marks_notes_or_terms():
     """A long reason standing where a number would stand becomes a letter explained once under the table
-    (numbers stay); "A vs B" with one A says A once, in the header; two text columns become a definition list."""
+    (numbers stay); "A vs B" (one column or two) with one A says A once, in the header; two text columns become
+    a definition list."""
     long = "no number of seeds (the test set alone is too small)"
     df = pd.DataFrame({"A vs B": ["MIAR vs Text only", "MIAR vs bc-LSTM"], "Seeds needed": [long, "45"],
                        "Videos needed": ["263", long]})
@@ -142,6 +143,10 @@ def test_long_texts_leave_the_table_as_marks_notes_or_terms():
     assert text.endswith(f"\n\na: {long}") and text.count(long) == 1
     mixed = pd.DataFrame({"A vs B": ["MIAR vs Text only", "MISA vs bc-LSTM"]})
     assert F.pair_column(mixed).equals(mixed)
+    sides = pd.DataFrame({"A": ["MIAR", "MIAR"], "B": ["Text only", "MulT"], "Verdict": ["worse", "better"]})
+    assert list(F.one_side(sides).columns) == ["MIAR vs", "Verdict"] and list(F.one_side(sides)["MIAR vs"]) == [
+        "Text only", "MulT"]
+    assert F.one_side(sides.assign(A=["MIAR", "MISA"])).equals(sides.assign(A=["MIAR", "MISA"]))
     terms = F.md_terms(pd.DataFrame({"Declared": ["Folds", "Seeds"], "Value": ["5 of whole videos", "10"]}),
                        "Declared", "Value")
     assert terms == "Folds\n: 5 of whole videos\n\nSeeds\n: 10"
@@ -250,3 +255,26 @@ def test_forest_is_drawn_at_the_column_width_with_its_legend_inside():
     box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width
     plt.close("all")
+
+
+def test_a_notebook_table_is_read_back_as_cells_and_the_text_after_it():
+    """The worst-utterances table an executed notebook printed comes back as its cells (an escaped pipe as a
+    pipe) and the sentence after it, so the errors page can move the transcripts under the table."""
+    from miar.report.errors import md_frame
+
+    table, rest = md_frame("| Utterance | Transcript |\n|---|---|\n| a_1 | HE SAID \\| NO |\n| b_2 | OK |\n\nFrom x.")
+    assert table.to_dict("list") == {"Utterance": ["a_1", "b_2"], "Transcript": ["HE SAID | NO", "OK"]}
+    assert rest == "From x."
+    table, rest = md_frame("no table here")
+    assert table.empty and rest == "no table here"
+
+
+def test_a_publication_in_a_system_name_moves_to_its_own_column():
+    """"MMMU-BA (Ghosal et al., EMNLP 2018), T+A+V" keeps the system and modalities in the table; the
+    publication goes to a column the page turns into a note; a name without one is kept whole."""
+    from miar.report.tables import cite_apart
+
+    df = pd.DataFrame({"System (published)": ["MMMU-BA (Ghosal et al., EMNLP 2018), T+A+V", "Majority class, -"]})
+    out = cite_apart(df)
+    assert out["System (published)"].tolist() == ["MMMU-BA, T+A+V", "Majority class, -"]
+    assert out["Publication"].tolist() == ["Ghosal et al., EMNLP 2018", "-"]

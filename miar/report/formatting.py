@@ -188,3 +188,11 @@ def show(text: str) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(text))
+
+
+def one_side(df: pd.DataFrame, a: str = "A", b: str = "B") -> pd.DataFrame:
+    """A comparison table whose ``a`` column holds one and the same model on every row: that column goes and
+    ``b`` is headed "<A> vs" (the model said once). Unchanged otherwise."""
+    if a not in df.columns or b not in df.columns or df.empty or df[a].nunique() != 1:
+        return df
+    return df.drop(columns=a).rename(columns={b: f"{df[a].iloc[0]} vs"})

@@ -150,9 +150,12 @@ def rerun_table(results: str | Path) -> pd.DataFrame:
     def on(cpu, simd):  # the SIMD level where kept: one model name covers CPUs that round differently
         return f"{cpu} ({simd_short(simd)})" if simd else str(cpu)
 
+    def cpus(r):  # one column: the CPU of the record and of the rerun, said once when they are the same
+        rec, new = on(r["recorded_on"], r.get("recorded_simd")), on(r["rerun_on"], r.get("rerun_simd"))
+        return f"{rec}, both" if rec == new else f"{rec} → {new}"
+
     return pd.DataFrame([{"Run": f"`{Path(r['run']).parent.name}/{Path(r['run']).name}`",
-                          "Recorded on": on(r["recorded_on"], r.get("recorded_simd")),
-                          "Rerun on": on(r["rerun_on"], r.get("rerun_simd")),
+                          "CPU (recorded → rerun)": cpus(r),
                           "Rerun at commit": str(r["commit"])[:10],
                           "Test metrics": "identical" if r["same"] else f"differ: {words(sorted(r['differences']))}"}
                          for r in rows])
@@ -165,9 +168,10 @@ def simd_short(simd: str) -> str:
 
 
 def cpu_short(label: str) -> str:
-    """A CPU model as a column header names it: without the clock, its words kept together ("Intel Xeon @ 2.80GHz"
-    -> "Intel Xeon" with a no-break space), so "MAE (Intel Xeon)" wraps to two lines at most."""
-    return str(label).split(" @")[0].replace("(R)", "").replace(" ", "\u00a0")
+    """A CPU model as a column header names it, the page's sentence giving it in full: its family, without the
+    vendor and the clock ("Intel Xeon @ 2.80GHz" -> "Xeon", "AMD EPYC" -> "EPYC")."""
+    words = str(label).split(" @")[0].replace("(R)", "").split()
+    return " ".join(words[1:] if len(words) > 1 and words[0] in ("Intel", "AMD") else words)
 
 
 def rerun_comparison(results: str | Path, name: str = "cross_cpu") -> dict | None:
