@@ -123,6 +123,8 @@ def test_number_cells_break_only_before_a_spread_or_an_interval():
     short = pd.DataFrame({"Metric": ["Has0 macro-F1 (%)"], "Note": ["a long sentence of more than twenty characters"]})
     assert F.md_table(short).splitlines()[2] == (f"| Has0 macro{F.NB_HYPHEN}F1{nb}(%) | "
                                                  "a long sentence of more than twenty characters |")
+    named = pd.DataFrame({"B": ["Late fusion (MiniLM fine-tuned)"]})
+    assert F.md_table(named, labels=("B",)).splitlines()[2] == f"| Late{nb}fusion (MiniLM{nb}fine{F.NB_HYPHEN}tuned) |"
     assert F.unbreakable("no number of seeds") == "no number of seeds"
     df = pd.DataFrame({"Model": ["Text only"], "MAE": ["0.806 ± 0.015"]})
     assert F.md_table(df).splitlines()[2] == f"| Text only | 0.806 ±{nb}0.015 |"

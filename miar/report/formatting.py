@@ -69,23 +69,25 @@ def two_lines(header: str) -> str:
     return f"{NBSP.join(words[:k])} {NBSP.join(words[k:])}"
 
 
-def md_table(df: pd.DataFrame, index: bool = False, nowrap: bool = True) -> str:
+def md_table(df: pd.DataFrame, index: bool = False, nowrap: bool = True, labels=()) -> str:
     """A GitHub/MyST pipe table of ``df`` (cells as text; pipes escaped). ``nowrap``: number-only cells
-    are :func:`unbreakable`, headers and short labels wrap to :func:`two_lines` at most (the book's tables; the
-    README keeps plain spaces)."""
+    are :func:`unbreakable`, headers, short labels and every cell of the ``labels`` columns (model names) wrap
+    to :func:`two_lines` at most (the book's tables; the README keeps plain spaces)."""
     if index:
         df = df.reset_index()
-    def cell(v) -> str:
+    def cell(v, label: bool = False) -> str:
         if isinstance(v, float) and math.isfinite(v):
             v = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
         text = str(v).replace("|", "\\|").replace("\n", " ")
         if not nowrap:
             return text
-        return two_lines(text) if len(text) <= SHORT and not NUMERIC_CELL.fullmatch(text) else unbreakable(text)
+        short = (label or len(text) <= SHORT) and not NUMERIC_CELL.fullmatch(text)
+        return two_lines(text) if short else unbreakable(text)
 
     head = [two_lines(cell(c)) if nowrap else cell(c) for c in df.columns]
+    named = [c in labels for c in df.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    lines += ["| " + " | ".join(cell(v, n) for v, n in zip(row, named)) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
 
