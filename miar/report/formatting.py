@@ -130,6 +130,8 @@ def md_table_notes(df: pd.DataFrame, columns, key: str) -> str:
     share a number). ``columns`` may map each column to the name its notes use."""
     names = dict(columns) if isinstance(columns, dict) else {c: c for c in columns}
     columns = [c for c in names if c in df.columns]
+    if key not in df.columns or not columns:  # nothing to mark (an empty or renamed table): shown as it is
+        return md_table(df)
     notes: dict[str, int] = {}
     marks = []
     for _, r in df.iterrows():
