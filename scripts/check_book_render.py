@@ -17,8 +17,8 @@ http(s) request the page tried; it fails a page over ``--max-height`` px, with a
 uncaught script error, and
 any page whose HTML names an http(s) script or stylesheet (:func:`external_refs`). It then opens every fold
 and lays the page out at 1280 px (``book_layout.LAYOUT_WIDTH``) and fails a table wider than the content
-column, a figure shown below 0.8 of its drawn width, or a table cell holding a raw dict or a float with more
-than 6 significant digits (:mod:`book_layout`, beside this script).
+column, a table cell wrapping to more than two lines, a figure shown below 0.8 of its drawn width, or a table
+cell holding a raw dict or a float with more than 6 significant digits (:mod:`book_layout`, beside this script).
 
 Chromium: ``$CHROMIUM``, else the first of chromium-headless-shell, chromium, chromium-browser,
 google-chrome on PATH (Debian: ``apt-get install -y chromium-headless-shell``). Exit 0 when every page

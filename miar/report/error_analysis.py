@@ -133,6 +133,17 @@ def notebook_output(path: str | Path, tag: str) -> str | None:
     return None
 
 
+def md_frame(text: str) -> tuple[pd.DataFrame, str]:
+    """A markdown output that opens with a pipe table (as an executed notebook printed it) as that table's cells,
+    all text (an escaped pipe unescaped), and the markdown after it: the book then shows it by its own rules (long texts under the table)."""
+    lines = text.strip().splitlines()
+    n = next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))
+    if n < 2:
+        return pd.DataFrame(), text
+    cells = [[c.strip().replace("\\|", "|") for c in line.strip().strip("|").split(" | ")] for line in lines[:n]]
+    return pd.DataFrame(cells[2:], columns=cells[0]), "\n".join(lines[n:]).strip()
+
+
 def intensity_figure(preds: dict[str, pd.DataFrame]):
     """Per rounded label: MAE (left) and mean signed error (right) of each experiment, bars side by side."""
     import matplotlib.pyplot as plt

@@ -208,8 +208,9 @@ def show_pair(results, setting: str, model_a: str, model_b: str, seed: int = 0, 
         show(md_table(utterance_pair_table(pairs, k, texts)))
 
 
-def groups_table(groups: dict[str, list[str]], width: int = 6) -> pd.DataFrame:
-    """Setting, number of models and the first ``width`` model names (the rest counted), one row per setting."""
+def groups_table(groups: dict[str, list[str]], width: int = 4) -> pd.DataFrame:
+    """Setting, number of models and the first ``width`` model names (the rest counted), one row per setting
+    (four names keep the cell within two lines of the book's column)."""
     def names(models):
         more = f", … ({len(models) - width} more)" if len(models) > width else ""
         return ", ".join(models[:width]) + more

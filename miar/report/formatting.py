@@ -4,6 +4,7 @@ intervals, pipe tables, the "not yet run" admonition, and :func:`show` to render
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -38,19 +39,87 @@ def label(metric: str) -> str:
     return f"{name} (%)" if scale == 100 else name
 
 
-def md_table(df: pd.DataFrame, index: bool = False) -> str:
-    """A GitHub/MyST pipe table of ``df`` (cells as text; pipes escaped)."""
+NUMERIC_CELL = re.compile(r"[\d.,±+\-−\[\]()/%=×≤≥<>~ n]*\d[\d.,±+\-−\[\]()/%=×≤≥<>~ n]*")
+NBSP = "\u00a0"
+NB_HYPHEN = "\u2011"  # looks like "-"; the browser does not break a line after it
+SHORT = 20  # characters: a text cell this short is a label, kept to two lines (:func:`two_lines`)
+
+
+def unbreakable(text: str) -> str:
+    """A cell that holds only numbers ("0.806 ± 0.015", "+0.030 [+0.011, +0.053]", "1,284 / 229 / 686") with
+    no-break spaces except before "±" and "[": the browser breaks it there or not at all, so a squeezed column
+    shows "0.806" over "± 0.015" (two lines), never "0.806", "±", "0.015" on three, and a table of many such
+    columns still fits the page."""
+    if not NUMERIC_CELL.fullmatch(text):
+        return text
+    out = re.sub(r" (?![±\[])", NBSP, text)
+    return out.replace(f",{NBSP}", ", ", 1) if text.startswith("[") else out  # an interval alone: after its comma
+
+
+def two_lines(header: str) -> str:
+    """A header (or a short label) as at most two runs of words joined by no-break spaces and hyphens, split where
+    the two are most even ("Total wall time (min)" -> "Total wall" / "time (min)", "Has0 Acc-2 (%)" never breaks
+    after "Acc-"): a narrow number column wraps it to two lines at most. Code and links are left as they are."""
+    if any(m in header for m in ("`", "](", "{")):
+        return header
+    words = header.replace("-", NB_HYPHEN).split(" ")
+    if len(words) < 3:
+        return " ".join(words)
+    k = min(range(1, len(words)), key=lambda i: max(len(" ".join(words[:i])), len(" ".join(words[i:]))))
+    return f"{NBSP.join(words[:k])} {NBSP.join(words[k:])}"
+
+
+def md_table(df: pd.DataFrame, index: bool = False, nowrap: bool = True, labels=()) -> str:
+    """A GitHub/MyST pipe table of ``df`` (cells as text; pipes escaped). ``nowrap``: number-only cells
+    are :func:`unbreakable`, headers, short labels and every cell of the ``labels`` columns (model names) wrap
+    to :func:`two_lines` at most (the book's tables; the README keeps plain spaces)."""
     if index:
         df = df.reset_index()
-    def cell(v) -> str:
+    def cell(v, label: bool = False) -> str:
         if isinstance(v, float) and math.isfinite(v):
             v = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        text = str(v).replace("|", "\\|").replace("\n", " ")
+        if not nowrap:
+            return text
+        short = (label or len(text) <= SHORT) and not NUMERIC_CELL.fullmatch(text)
+        return two_lines(text) if short else unbreakable(text)
 
-    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    head = [two_lines(cell(c)) if nowrap else cell(c) for c in df.columns]
+    named = [c in labels for c in df.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v, n) for v, n in zip(row, named)) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
 
+
+
+def md_table_marks(df: pd.DataFrame, columns, longer_than: int = 16) -> str:
+    """``df`` as a table whose long texts in ``columns`` (a reason where a number would stand, "no number of
+    seeds (the test set alone is too small)") become a mark, "a", "b", ..., each explained once under the
+    table; numbers and short texts stay in their cells."""
+    out, notes = df.copy(), {}
+    for c in [c for c in columns if c in df.columns]:
+        out[c] = [f"{notes.setdefault(str(v), chr(ord('a') + len(notes)))}" if len(str(v)) > longer_than else v
+                  for v in df[c]]
+    return md_table(out) + "".join(f"\n\n{m}: {text}" if m == "a" else f"  \n{m}: {text}"
+                                   for text, m in notes.items())
+
+
+def md_terms(df: pd.DataFrame, term: str, body: str) -> str:
+    """Two text columns as a MyST definition list (``term`` then its ``body``): prose that would stack into a
+    tall table cell reads as paragraphs instead."""
+    return "\n\n".join(f"{r[term]}\n: {r[body]}" for _, r in df.iterrows())
+
+
+def pair_column(df: pd.DataFrame, column: str = "A vs B", sep: str = " vs ") -> pd.DataFrame:
+    """``df`` whose ``column`` reads "A vs B" with one and the same A on every row: the column becomes
+    "A vs" holding only the Bs (the A said once, in the header). Unchanged otherwise."""
+    if column not in df.columns or df.empty or not all(sep in str(v) for v in df[column]):
+        return df
+    sides = [str(v).split(sep, 1) for v in df[column]]
+    if len({a for a, _ in sides}) != 1:
+        return df
+    keep = lambda b: b.replace(" (", f"{NBSP}(")  # noqa: E731  (a name stays with its "(ours)")
+    return df.assign(**{column: [keep(b) for _, b in sides]}).rename(columns={column: f"{sides[0][0]}{sep.rstrip()}"})
 
 ZERO_EXTRA = 3  # at most this many more decimals for a value that rounds to zero
 
@@ -61,6 +130,8 @@ def md_table_notes(df: pd.DataFrame, columns, key: str) -> str:
     share a number). ``columns`` may map each column to the name its notes use."""
     names = dict(columns) if isinstance(columns, dict) else {c: c for c in columns}
     columns = [c for c in names if c in df.columns]
+    if key not in df.columns or not columns:  # nothing to mark (an empty or renamed table): shown as it is
+        return md_table(df)
     notes: dict[str, int] = {}
     marks = []
     for _, r in df.iterrows():
@@ -121,3 +192,11 @@ def show(text: str) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(text))
+
+
+def one_side(df: pd.DataFrame, a: str = "A", b: str = "B") -> pd.DataFrame:
+    """A comparison table whose ``a`` column holds one and the same model on every row: that column goes and
+    ``b`` is headed "<A> vs" (the model said once). Unchanged otherwise."""
+    if a not in df.columns or b not in df.columns or df.empty or df[a].nunique() != 1:
+        return df
+    return df.drop(columns=a).rename(columns={b: f"{df[a].iloc[0]} vs"})

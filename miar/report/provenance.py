@@ -36,10 +36,12 @@ def compute_table(env: pd.DataFrame) -> pd.DataFrame:
 
 
 def environment_table(env: pd.DataFrame) -> pd.DataFrame:
-    """The distinct values of each environment field over all runs (one line each)."""
+    """The distinct values of each environment field over all runs (commits abbreviated to git's 7 characters,
+    so that the list of them stays within two lines)."""
     keys = ["miar", "python", "torch", "numpy", "platform", "device", "device_name", "cpu_simd", "cpu_count", "commit", "dirty"]
-    rows = [{"Field": k, "Values over the runs": ", ".join(sorted({str(v) for v in env[k].dropna()})) or "-"}
-            for k in keys if k in env]
+    short = {"commit": lambda v: f"`{v[:7]}`"}
+    rows = [{"Field": k, "Values over the runs": ", ".join(short.get(k, str)(v) for v in sorted({str(v) for v in env[k].dropna()}))
+             or "-"} for k in keys if k in env]
     return pd.DataFrame(rows)
 
 
@@ -146,14 +148,30 @@ def rerun_table(results: str | Path) -> pd.DataFrame:
         return pd.DataFrame()
     rows = json.loads(path.read_text())["runs"]
     def on(cpu, simd):  # the SIMD level where kept: one model name covers CPUs that round differently
-        return f"{cpu} ({simd})" if simd else str(cpu)
+        return f"{cpu} ({simd_short(simd)})" if simd else str(cpu)
 
-    return pd.DataFrame([{"Run": Path(r["run"]).parent.name + "/" + Path(r["run"]).name,
-                          "Recorded on": on(r["recorded_on"], r.get("recorded_simd")),
-                          "Rerun on": on(r["rerun_on"], r.get("rerun_simd")),
+    def cpus(r):  # one column: the CPU of the record and of the rerun, said once when they are the same
+        rec, new = on(r["recorded_on"], r.get("recorded_simd")), on(r["rerun_on"], r.get("rerun_simd"))
+        return f"{rec}, both" if rec == new else f"{rec} → {new}"
+
+    return pd.DataFrame([{"Run": f"`{Path(r['run']).parent.name}/{Path(r['run']).name}`",
+                          "CPU (recorded → rerun)": cpus(r),
                           "Rerun at commit": str(r["commit"])[:10],
                           "Test metrics": "identical" if r["same"] else f"differ: {words(sorted(r['differences']))}"}
                          for r in rows])
+
+
+def simd_short(simd: str) -> str:
+    """A recorded SIMD level without the library names: "torch AVX512, numpy AVX512_ICL" -> "AVX512/AVX512_ICL"
+    (torch's first, as recorded)."""
+    return "/".join(part.split()[-1] for part in str(simd).split(", "))
+
+
+def cpu_short(label: str) -> str:
+    """A CPU model as a column header names it, the page's sentence giving it in full: its family, without the
+    vendor and the clock ("Intel Xeon @ 2.80GHz" -> "Xeon", "AMD EPYC" -> "EPYC")."""
+    words = str(label).split(" @")[0].replace("(R)", "").split()
+    return " ".join(words[1:] if len(words) > 1 and words[0] in ("Intel", "AMD") else words)
 
 
 def rerun_comparison(results: str | Path, name: str = "cross_cpu") -> dict | None:
@@ -164,17 +182,17 @@ def rerun_comparison(results: str | Path, name: str = "cross_cpu") -> dict | Non
 
 
 def rerun_comparison_table(cmp: dict) -> pd.DataFrame:
-    """Per experiment: the mean test MAE and Has0 Acc-2 of the same configs on the two machines."""
+    """Per experiment: the mean test MAE and Has0 Acc-2 (in %) of the same configs on the two machines."""
     df = pd.DataFrame(cmp["experiments"])
-    old, new = (cmp[k].get("label") or cmp[k].get("device_name") for k in ("old", "new"))
+    old, new = (cpu_short(cmp[k].get("label") or cmp[k].get("device_name")) for k in ("old", "new"))
     # MAE to its display resolution (3 decimals), Acc-2 in % to 0.1 point; + 0.0 turns a rounded -0.0 into 0.0
     mae = lambda v: v.round(3) + 0.0  # noqa: E731
     acc = lambda v: (100 * v).round(1) + 0.0  # noqa: E731
     return pd.DataFrame({"Experiment": df["experiment"].map(lambda e: f"`{e}`"), "Seeds": df["n"],
                          f"MAE ({old})": mae(df["old_mae"]), f"MAE ({new})": mae(df["new_mae"]),
                          "Δ MAE": mae(df["new_mae"] - df["old_mae"]),
-                         f"Has0 Acc-2 % ({old})": acc(df["old_has0_acc2"]),
-                         f"Has0 Acc-2 % ({new})": acc(df["new_has0_acc2"]),
+                         f"Has0 Acc-2 ({old})": acc(df["old_has0_acc2"]),
+                         f"Has0 Acc-2 ({new})": acc(df["new_has0_acc2"]),
                          "Δ Acc-2 (points)": acc(df["new_has0_acc2"] - df["old_has0_acc2"])})
 
 

@@ -41,10 +41,10 @@ def readme_table(results: str | Path) -> str:
         "offline MPNet sentence encoder, frozen, and audio), every model at the configuration its own 24-trial search "
         "chose on validation data, ten fresh seeds, checkpoint selected on validation videos only, test set "
         "evaluated once; mean ± population std over seeds.",
-        md_table(ours), *([speed] if (speed := readme_speed(results)) else []),
+        md_table(ours, nowrap=False), *([speed] if (speed := readme_speed(results)) else []),
         "Published numbers on the bc-LSTM split (protocols differ by source: bc-LSTM's is clean, MMMU-BA and CATF-LSTM "
         "select on the test set, Kumar & Vepa's is unknown; they used the released T+A+V features, ours the leak-free "
-        "modalities on that split), beside ours in separate columns:", md_table(anchors), head])
+        "modalities on that split), beside ours in separate columns:", md_table(anchors, nowrap=False), head])
 
 
 def _replace(text: str, path: Path, start: str, end: str, body: str) -> str:

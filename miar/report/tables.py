@@ -4,6 +4,7 @@ ours (never in one column), the status of the planned experiments, gate weights 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -166,3 +167,17 @@ def split_sizes_table(results: str | Path) -> pd.DataFrame:
                      "Experiments": len(g["experiments"]), "Runs": g["runs"],
                      "Which": ", ".join(f"`{f}`" for f in fams)})
     return pd.DataFrame(rows)
+
+
+CITED = re.compile(r"^(.*?) \(([^()]*\d{4})\)(.*)$")  # "MMMU-BA (Ghosal et al., EMNLP 2018), T+A+V"
+
+
+def cite_apart(df: pd.DataFrame, column: str = "System (published)", to: str = "Publication") -> pd.DataFrame:
+    """``df`` with the publication named in brackets in ``column`` moved to its own column ``to`` ("MMMU-BA
+    (Ghosal et al., EMNLP 2018), T+A+V" -> "MMMU-BA, T+A+V" and "Ghosal et al., EMNLP 2018"), for a note
+    under the table; a cell without one keeps its text and gets "-"."""
+    if column not in df.columns:
+        return df
+    parts = [CITED.match(str(v)) for v in df[column]]
+    return df.assign(**{column: [f"{m[1]}{m[3]}" if m else v for m, v in zip(parts, df[column])],
+                        to: [m[2] if m else "-" for m in parts]})

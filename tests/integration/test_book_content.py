@@ -76,7 +76,7 @@ def test_cross_cpu_table_has_no_negative_zeros():
     text = F.md_table(table)
     assert "-0 " not in text and "| -0" not in text
     assert table["Δ MAE"].tolist() == [0.0, 0.012] and table["Δ Acc-2 (points)"].tolist() == [0.0, 5.0]
-    assert table["MAE (A)"].tolist() == [0.853, 0.8] and table["Has0 Acc-2 % (B)"].tolist() == [79.4, 75.0]
+    assert table["MAE (A)"].tolist() == [0.853, 0.8] and table["Has0 Acc-2 (B)"].tolist() == [79.4, 75.0]
 
 
 def test_benchmark_lists_print_as_words_with_three_digits(tmp_path):
@@ -103,6 +103,55 @@ def test_formatting_helpers():
     assert block.startswith("::::{dropdown} Title\n") and block.endswith("\n::::")
     assert F.caption("What to see.") == "**Figure.** What to see."
 
+
+
+def test_number_cells_break_only_before_a_spread_or_an_interval():
+    """A cell holding only numbers ("0.806 ± 0.015", an interval, split sizes) gets no-break spaces in the book's
+    tables except before "±" and "[", so a squeezed column shows it on two lines at most, never "0.806", "±",
+    "0.015" on three; a header or a short label wraps to two lines at most; a long text cell and the README's
+    tables keep plain spaces."""
+    nb = F.NBSP
+    assert F.unbreakable("0.806 ± 0.015 (n=10)") == f"0.806 ±{nb}0.015{nb}(n=10)"
+    assert F.unbreakable("+0.030 [+0.011, +0.053]") == f"+0.030 [+0.011,{nb}+0.053]"
+    assert F.unbreakable("1,284 / 229 / 686 [1]") == f"1,284{nb}/{nb}229{nb}/{nb}686 [1]"
+    assert F.unbreakable("[80.08, 81.08]") == "[80.08, 81.08]"  # an interval alone breaks after its comma
+    assert F.unbreakable("MIAR (ours) vs Text only") == "MIAR (ours) vs Text only"
+    assert F.two_lines("Total wall time (min)") == f"Total{nb}wall time{nb}(min)" and F.two_lines("MAE") == "MAE"
+    assert F.two_lines("Detectable (80% power)") == f"Detectable (80%{nb}power)"
+    assert F.two_lines("Has0 Acc-2 (%)") == f"Has0 Acc{F.NB_HYPHEN}2{nb}(%)"  # never "Acc-" / "2"
+    assert F.two_lines("`a-b c d`") == "`a-b c d`"  # code is left as it is
+    short = pd.DataFrame({"Metric": ["Has0 macro-F1 (%)"], "Note": ["a long sentence of more than twenty characters"]})
+    assert F.md_table(short).splitlines()[2] == (f"| Has0 macro{F.NB_HYPHEN}F1{nb}(%) | "
+                                                 "a long sentence of more than twenty characters |")
+    named = pd.DataFrame({"B": ["Late fusion (MiniLM fine-tuned)"]})
+    assert F.md_table(named, labels=("B",)).splitlines()[2] == f"| Late{nb}fusion (MiniLM{nb}fine{F.NB_HYPHEN}tuned) |"
+    assert F.unbreakable("no number of seeds") == "no number of seeds"
+    df = pd.DataFrame({"Model": ["Text only"], "MAE": ["0.806 ± 0.015"]})
+    assert F.md_table(df).splitlines()[2] == f"| Text only | 0.806 ±{nb}0.015 |"
+    assert F.md_table(df, nowrap=False).splitlines()[2] == "| Text only | 0.806 ± 0.015 |"
+
+
+def test_long_texts_leave_the_table_as_marks_notes_or_terms():
+    """A long reason standing where a number would stand becomes a letter explained once under the table
+    (numbers stay); "A vs B" (one column or two) with one A says A once, in the header; two text columns become
+    a definition list."""
+    long = "no number of seeds (the test set alone is too small)"
+    df = pd.DataFrame({"A vs B": ["MIAR vs Text only", "MIAR vs bc-LSTM"], "Seeds needed": [long, "45"],
+                       "Videos needed": ["263", long]})
+    text = F.md_table_marks(F.pair_column(df), ["Seeds needed", "Videos needed"])
+    assert text.splitlines()[:4] == ["| MIAR vs | Seeds needed | Videos needed |", "|---|---|---|",
+                                     "| Text only | a | 263 |", f"| bc{F.NB_HYPHEN}LSTM | 45 | a |"]
+    assert F.pair_column(pd.DataFrame({"A vs B": ["MIAR vs bc-LSTM (ours)"]}))["MIAR vs"][0] == f"bc-LSTM{F.NBSP}(ours)"
+    assert text.endswith(f"\n\na: {long}") and text.count(long) == 1
+    mixed = pd.DataFrame({"A vs B": ["MIAR vs Text only", "MISA vs bc-LSTM"]})
+    assert F.pair_column(mixed).equals(mixed)
+    sides = pd.DataFrame({"A": ["MIAR", "MIAR"], "B": ["Text only", "MulT"], "Verdict": ["worse", "better"]})
+    assert list(F.one_side(sides).columns) == ["MIAR vs", "Verdict"] and list(F.one_side(sides)["MIAR vs"]) == [
+        "Text only", "MulT"]
+    assert F.one_side(sides.assign(A=["MIAR", "MISA"])).equals(sides.assign(A=["MIAR", "MISA"]))
+    terms = F.md_terms(pd.DataFrame({"Declared": ["Folds", "Seeds"], "Value": ["5 of whole videos", "10"]}),
+                       "Declared", "Value")
+    assert terms == "Folds\n: 5 of whole videos\n\nSeeds\n: 10"
 
 def test_sweep_summary_names_what_ran(tmp_path):
     assert P.sweep_summary(tmp_path).empty
@@ -208,3 +257,26 @@ def test_forest_is_drawn_at_the_column_width_with_its_legend_inside():
     box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width
     plt.close("all")
+
+
+def test_a_notebook_table_is_read_back_as_cells_and_the_text_after_it():
+    """The worst-utterances table an executed notebook printed comes back as its cells (an escaped pipe as a
+    pipe) and the sentence after it, so the errors page can move the transcripts under the table."""
+    from miar.report.error_analysis import md_frame
+
+    table, rest = md_frame("| Utterance | Transcript |\n|---|---|\n| a_1 | HE SAID \\| NO |\n| b_2 | OK |\n\nFrom x.")
+    assert table.to_dict("list") == {"Utterance": ["a_1", "b_2"], "Transcript": ["HE SAID | NO", "OK"]}
+    assert rest == "From x."
+    table, rest = md_frame("no table here")
+    assert table.empty and rest == "no table here"
+
+
+def test_a_publication_in_a_system_name_moves_to_its_own_column():
+    """"MMMU-BA (Ghosal et al., EMNLP 2018), T+A+V" keeps the system and modalities in the table; the
+    publication goes to a column the page turns into a note; a name without one is kept whole."""
+    from miar.report.tables import cite_apart
+
+    df = pd.DataFrame({"System (published)": ["MMMU-BA (Ghosal et al., EMNLP 2018), T+A+V", "Majority class, -"]})
+    out = cite_apart(df)
+    assert out["System (published)"].tolist() == ["MMMU-BA, T+A+V", "Majority class, -"]
+    assert out["Publication"].tolist() == ["Ghosal et al., EMNLP 2018", "-"]

@@ -452,7 +452,7 @@ def test_rerun_and_rerun_comparison_tables(tmp_path):
         {"run": "results/runs/b/s1", "same": False, "recorded_on": "X", "rerun_on": "Y", "commit": "abc",
          "differences": {"mae": [0.1, 0.2]}}]}))
     t = R.rerun_table(tmp_path)
-    assert list(t["Test metrics"]) == ["identical", "differ: mae"] and list(t["Run"]) == ["a/s1", "b/s1"]
+    assert list(t["Test metrics"]) == ["identical", "differ: mae"] and list(t["Run"]) == ["`a/s1`", "`b/s1`"]
     cmp = {"old": {"label": "A"}, "new": {"device_name": "B"}, "experiments": [
         {"experiment": "e", "n": 5, "old_mae": 0.8, "new_mae": 0.81, "old_has0_acc2": 0.7, "new_has0_acc2": 0.7}]}
     t = R.rerun_comparison_table(cmp)

@@ -2,7 +2,8 @@
 of the table of contents becomes an HTML page with real text and no error output, the appendix lists the
 executed notebooks (linked where they lie in the repository, not copied: the site stays under
 MAX_SITE_MB), and headless Chromium renders it to a non-blank image and lays every page out at 1280 px with tables
-that fit the column, figures shown at their drawn size, no raw cells, no script error and no network request.
+that fit the column with no cell beyond two lines, figures shown at their drawn size, no raw cells, no script
+error and no network request.
 
 The build runs without network where the machine allows it (a fresh network namespace via ``unshare -n`` with
 only the loopback up), so a theme or asset download would fail the test. ``test_book_with_fake_results`` (slow)
@@ -230,9 +231,9 @@ def test_pages_render_offline_with_formulas_and_within_the_height_bound(built):
     """Every page in Chromium with the network off (its own network namespace where the machine allows it, and
     the tab emulated offline): the method page's formulas are typeset by the MathJax the book ships, no page
     asks for or names an http(s) script or stylesheet, no script fails, no page is taller than MAX_HEIGHT px at
-    1400 px, and at 1280 px with every fold open no table is wider than the content column, no figure is shown
-    below 0.8 of its drawn width and no table cell holds a raw dict or a float with more than 6 significant
-    digits (``scripts/book_layout.py``)."""
+    1400 px, and at 1280 px with every fold open no table is wider than the content column, no table cell wraps
+    to more than two lines, no figure is shown below 0.8 of its drawn width and no table cell holds a raw dict
+    or a float with more than 6 significant digits (``scripts/book_layout.py``)."""
     render = _render_module()
     binary = render.find_chromium()
     if binary is None:

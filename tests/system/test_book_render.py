@@ -1,6 +1,6 @@
 """The layout check of the built book (``scripts/book_layout.py``, run by ``scripts/check_book_render.py
---measure`` and by tests/system/test_book.py on every page): it finds a table wider than the content column, a figure
-shown below 0.8 of its drawn width, a raw dict or an over-precise float in a table cell, and passes a page that
+--measure`` and by tests/system/test_book.py on every page): it finds a table wider than the content column, a table
+cell that wraps to more than two lines, a figure shown below 0.8 of its drawn width, a raw dict or an over-precise float in a table cell, and passes a page that
 has none of these. The judgement is tested on numbers; the measurement on a small page in real Chromium."""
 
 import importlib.util
@@ -47,8 +47,26 @@ def test_layout_problems_from_a_measurement():
                                       "figure c.png drawn 1320 px, shown 620 px (0.47 < 0.8)"]
 
 
+def test_cells_beyond_two_lines_are_named_by_table_row_and_column():
+    """A cell measured at more than two lines is reported with its table (caption, else first header), its row
+    (header or body row from 1), its column's header and its text; a two-line cell passes."""
+    cell = lambda col, text, lines: {"col": col, "text": text, "lines": lines}  # noqa: E731
+    table = {"width": 600, "head": "Field", "caption": "", "columns": ["Field", "Values"], "cells": [],
+             "rows": [{"row": "header", "cells": [cell(0, "Field", 1), cell(1, "Values", 1)]},
+                      {"row": "1", "cells": [cell(0, "commit", 1), cell(1, "a, b, c", 15)]},
+                      {"row": "2", "cells": [cell(0, "python", 2), cell(1, "3.11", 1)]}]}
+    assert L.layout_problems({"column": 688, "tables": [table], "figures": []}) == [
+        f"table 'Field' row 1, column 'Values': 'a, b, c' wraps to 15 lines (> {L.MAX_LINES})"]
+    captioned = {**table, "caption": "Environment", "columns": []}
+    assert L.tall_cells(captioned) == [f"table 'Environment' row 1, column '2': 'a, b, c' wraps to 15 lines "
+                                       f"(> {L.MAX_LINES})"]
+
+
 PAGE = """<!doctype html><html><body style="margin:0"><article style="width:600px;padding:0 20px">
 <table><tr><th>Model</th><td>0.806 ± 0.015</td></tr></table>
+<table><caption>Tall</caption><thead><tr><th>Name</th><th>Text</th></tr></thead>
+<tbody><tr><td>a</td><td style="width:40px">wwww xxxx yyyy zzzz</td></tr>
+<tr><td>b</td><td style="width:40px">wwww xxxx</td></tr></tbody></table>
 <details><summary>more</summary><table style="width:900px"><tr><th>Wide</th><td>{'text': 0.1234567}</td></tr>
 </table></details>
 <img src="small.png"><img src="big.png" style="width:100%">
@@ -56,8 +74,9 @@ PAGE = """<!doctype html><html><body style="margin:0"><article style="width:600p
 
 
 def test_real_chromium_measures_a_hand_made_page(tmp_path):
-    """A folded wide table with a raw dict, and a 1000 px image squeezed into the 600 px column, are found in
-    Chromium; the narrow table and the 300 px image shown at its size are not."""
+    """A folded wide table with a raw dict, a cell four words tall, and a 1000 px image squeezed into the 600 px
+    column, are found in Chromium; the narrow table, the two-line cell, the one-line cell beside the tall one (its
+    row is as tall, its text is not) and the 300 px image shown at its size are not."""
     import numpy as np
     from PIL import Image
 
@@ -71,7 +90,8 @@ def test_real_chromium_measures_a_hand_made_page(tmp_path):
     with render.Browser(binary) as b:
         b.offline()
         r = render.measure_page(b, tmp_path / "page.html")
-    assert r["layout"] == ["table 'Wide' is 900 px wide in a 600 px column",
+    assert r["layout"] == ["table 'Tall' row 1, column 'Text': 'wwww xxxx yyyy zzzz' wraps to 4 lines (> 2)",
+                           "table 'Wide' is 900 px wide in a 600 px column",
                            "table 'Wide' cell '{'text': 0.1234567}': a raw dict",
                            "table 'Wide' cell '{'text': 0.1234567}': 0.1234567 (7 significant digits)",
                            "figure big.png drawn 1000 px, shown 600 px (0.60 < 0.8)"]
