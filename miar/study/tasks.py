@@ -24,7 +24,7 @@ import math
 import os
 import time
 
-from miar.errors import ConfigError
+from miar.errors import ConfigError, UserError
 
 STALL_S = 120.0  # default seconds without a heartbeat before a worker's runs are given up (see the docstring)
 STALL_ENV = "MIAR_WORKER_STALL_S"
@@ -32,7 +32,7 @@ POLL_S = 1.0  # how often the loop looks up from waiting for a result
 RPC_TIMEOUT_S = 30.0  # a scheduler query that takes longer is skipped (checked again at the next look)
 
 
-class WorkerStalled(Exception):
+class WorkerStalled(UserError, RuntimeError):
     """The worker running a task stopped answering; the task was given up."""
 
 

@@ -93,7 +93,7 @@ def test_a_sweep_spanning_sessions_adds_every_invocation(tmp_path):
                "runs_in_sweep": 2, "runs_executed": 2, "runs_failed": 0, "complete_from_scratch": True}
         (tmp_path / "sweeps" / f"{name}-20260101T00000{i}Z.json").write_text(json.dumps(rec))
     before = study_wall(tmp_path)  # the resumed sweep has not started: not the whole study
-    assert before["complete"] is False and before["pending"] == {RESUMED_SWEEPS[0]: "not started"}
+    assert before["complete"] is False and before["pending"] == dict.fromkeys(RESUMED_SWEEPS, "not started")
     name = RESUMED_SWEEPS[0]
     for day, (wall, executed) in enumerate(((3000.0, 14), (1200.0, 6)), start=1):
         rec = {"sweep": name, "started_utc": f"2026-01-0{day}T00:00:00Z", "wall_s": wall, "workers": 2,
@@ -101,7 +101,7 @@ def test_a_sweep_spanning_sessions_adds_every_invocation(tmp_path):
         (tmp_path / "sweeps" / f"{name}-2026010{day}T000000Z.json").write_text(json.dumps(rec))
     study = study_wall(tmp_path)
     assert study["wall_s"] == 600.0 * len(STUDY_SWEEPS) + 4200.0 and study["complete"] is False
-    assert study["runs_in_sweep"] == 2 * len(STUDY_SWEEPS) + 20 and study["pending"] == {name: "0 of 140 runs done"}
+    assert study["runs_in_sweep"] == 2 * len(STUDY_SWEEPS) + 20 and study["pending"][name] == "0 of 140 runs done"
     row = targets_table({}, study).iloc[-1]
     assert row["Value"].endswith("so far") and f"`{name}` 0 of 140 runs done" in row["Measure"]
     assert row["Met"] == ("no" if study["wall_s"] > 4 * 3600 else "-")
