@@ -52,11 +52,11 @@ def _row(r, interval: str) -> dict:
     ends = f"[{num(float(r[lo]), 3, True)}, {num(float(r[hi]), 3, True)}]" if ran else "-"
     deciding = str(r.get("deciding", "")).lower() == "true"
     return {"A vs B": f"{NAMES.get(r['a'], r['a'])} vs {NAMES.get(r['b'], r['b'])}" + (" (deciding)" if deciding else ""),
-            "Repeats": int(r["n_seeds_a"]) if ran else 0, "Videos": int(r["n_videos"]) if ran else 0,
+            "Repeats": int(r["n_seeds_a"]) if ran else 0,
             "MAE A − B [95%]": f"{num(float(r['diff']), 3, True)} {ends}" if ran else "-",
             "p (Holm)": "-" if not ran or not math.isfinite(float(r["p_holm"])) else
             "< 0.001" if float(r["p_holm"]) < 0.001 else f"{float(r['p_holm']):.3f}",
-            "Half-width": num((float(r[hi]) - float(r[lo])) / 2, 3) if ran else "-",
+            "±": num((float(r[hi]) - float(r[lo])) / 2, 3) if ran else "-",
             "Videos needed": _videos(r) if ran else "-", "Verdict": r["verdict"]}
 
 

@@ -143,6 +143,13 @@ def md_table_notes(df: pd.DataFrame, columns, key: str) -> str:
                                    for text, n in notes.items())
 
 
+def short_cpu(name) -> str:
+    """A CPU's marketing name without trademarks and filler ("Intel(R) Xeon(R) Processor" -> "Intel Xeon")."""
+    text = re.sub(r"\((R|TM|tm|r)\)", "", str(name))
+    text = re.sub(r"\b(Processor|CPU)\b", "", text)
+    return re.sub(r"\s+", " ", text).strip() or str(name)
+
+
 def num(value: float, dec: int, signed: bool = False) -> str:
     """``value`` with ``dec`` decimals (``signed``: with its sign). The rule for values that round to zero (an
     interval's bound near 0 decides its verdict, so rounding must not hide its side): a nonzero value gets up

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from miar.report.catalog import NOT_YET_RUN
+from miar.report.formatting import short_cpu
 from miar.sweep_records import KERNELS_FRESH, KERNELS_REUSED, study_wall, sweep_records
 
 TARGET_MMSA = 1.5  # our MulT-style model over MMSA's MulT, training samples/s (issue target)
@@ -178,7 +179,8 @@ def sweep_summary(results: str | Path) -> pd.DataFrame:
                          "Started (UTC)": sw["started_utc"].map(lambda t: str(t).replace("T", " ").rstrip("Z")[:16]),
                          "Runs": sw["runs_in_sweep"], "From scratch": sw["complete_from_scratch"].map(
                              lambda b: "yes" if bool(b) else "no"),
-                         "Workers": sw["workers"], "Kernels": get("kernels"), "CPU": get("cpu_model"),
+                         "Workers": sw["workers"], "Kernels": get("kernels"),
+                         "CPU": get("cpu_model").map(short_cpu) if "cpu_model" in sw else "not recorded",
                          "Wall time (min)": (sw["wall_s"].astype(float) / 60).round(1)})
 
 

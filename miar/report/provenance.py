@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from miar.pooled import FOLD_DIR
-from miar.report.formatting import sig, words
+from miar.report.formatting import short_cpu, sig, words
 from miar.report.io import notebooks
 
 # $MIAR_BOOK_HTML is set by the book's Sphinx extension (miar.report.sphinx) for the kernels that execute the
@@ -26,7 +26,8 @@ def compute_table(env: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     g = env.groupby("experiment")
     join = lambda s: ", ".join(sorted({str(x) for x in s.dropna()}))  # noqa: E731
-    df = pd.DataFrame({"Runs": g.size(), "Device": g["device_name"].agg(join) if "device_name" in env else "-",
+    cpus = lambda s: ", ".join(sorted({short_cpu(x) for x in s.dropna()}))  # noqa: E731
+    df = pd.DataFrame({"Runs": g.size(), "Device": g["device_name"].agg(cpus) if "device_name" in env else "-",
                        "Torch threads": g["torch_threads"].agg(join) if "torch_threads" in env else "-",
                        "Total wall time (min)": (g["wall_time_s"].sum() / 60).round(1),
                        "Mean per run (min)": (g["wall_time_s"].mean() / 60).round(2)})

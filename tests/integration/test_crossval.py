@@ -164,7 +164,7 @@ def test_collect_writes_the_cross_validated_tables(cv_results):
     assert len(shown) == len(comps[comps.family.str.startswith("cv_") & (comps.metric == "mae")])
     assert shown["A vs B"].str.endswith("(deciding)").sum() == 1
     assert len(T.calibration_table(cv_results)) == 3 * len(X.METHODS)
-    assert (T.comparison_table(cv_results, sensitivity=True)["Videos"].isin([0, len(VIDEOS) - 10])).all()
+    assert len(T.comparison_table(cv_results, sensitivity=True)) == len(shown)
 
 
 @pytest.mark.realdata
