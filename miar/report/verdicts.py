@@ -254,7 +254,8 @@ def verdict_records(results: str | Path) -> list[dict]:
                        unit="repeats" if any(f.startswith("cv_") for f in fams) else "seeds",
                        mdd80=float(ran["mdd80"].astype(float).max()) if not ran.empty else math.nan,
                        margin=float(ran["margin"].astype(float).max()) if not ran.empty else math.nan,
-                       interim=" ".join(line.split("`")[1] for line in interim if "`" in line))
+                       interim=" ".join(f for f in (*((c.cv,) if c.cv else ()), *c.later)
+                                        if interim and f not in fams))
         elif c.key == "alignment":
             row.update(verdict=_alignment(results)[0], decided_by="seed-level Welch interval")
         else:
